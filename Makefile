@@ -1,0 +1,60 @@
+# The two commands of the README:
+#   make lab    set up .venv, build the extension, start JupyterLab on the demo workspace
+#   make test   set up the same way, then lint, type-check and run the whole test suite
+# Both need only Python 3.10+ and Node 20 on the PATH; everything else comes from PyPI/npm.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(abspath $(VENV))/bin
+PY     := $(BIN)/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+# jlpm (yarn, shipped with jupyterlab) and jupyter-builder must be found by the build hook.
+export PATH := $(BIN):$(PATH)
+
+BUILD_DEPS := "hatchling>=1.5" "hatch-jupyter-builder>=0.5" "hatch-nodejs-version>=0.3.2" \
+              "editables>=0.5" "jupyterlab>=4.2,<5"
+SOURCES    := pyproject.toml labextension/package.json labextension/yarn.lock
+LAB_ARGS   ?=
+
+.PHONY: lab test lint fmt ui-deps bench openapi clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Editable install: the build hook runs `jlpm install` and builds labextension/ into
+# jupyter_dataops/labextension; `develop` links it where JupyterLab looks for extensions.
+$(VENV)/.lab: $(PY) $(SOURCES)
+	$(PIP) install -q $(BUILD_DEPS)
+	$(PIP) install -q --no-build-isolation -e ".[postgres]"
+	$(BIN)/jupyter labextension develop --overwrite . >/dev/null
+	touch $@
+
+$(VENV)/.test: $(VENV)/.lab $(SOURCES)
+	$(PIP) install -q --no-build-isolation -e ".[test]"
+	touch $@
+
+lab: $(VENV)/.lab
+	@$(BIN)/jupyter dataops status --root=notebooks
+	cd notebooks && $(BIN)/jupyter lab --ServerApp.root_dir=. $(LAB_ARGS)
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check jupyter_dataops tests bench
+	$(BIN)/ruff format --check jupyter_dataops tests bench
+	$(BIN)/mypy
+
+test: $(VENV)/.test lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+fmt: $(VENV)/.test
+	$(BIN)/ruff check --fix jupyter_dataops tests bench
+	$(BIN)/ruff format jupyter_dataops tests bench
+
+openapi: $(VENV)/.test
+	$(PY) -m jupyter_dataops.api
+	cd labextension && $(BIN)/jlpm gen:api
+
+bench: $(VENV)/.test
+	$(PY) bench/import_time.py
+
+clean:
+	rm -rf $(VENV) labextension/node_modules labextension/lib jupyter_dataops/labextension

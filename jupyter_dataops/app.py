@@ -1,0 +1,73 @@
+"""The Jupyter Server extension: wiring and lifecycle, nothing else."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Instance
+
+from .client import TOKEN_ENV, URL_ENV
+from .handlers import handlers
+from .platform import Platform
+from .settings import DataOps
+
+
+def _kernel_facing_url(serverapp) -> str | None:  # type: ignore[no-untyped-def]
+    """The URL a kernel on this machine uses to reach the server."""
+    if getattr(serverapp, "sock", ""):
+        return None  # a Unix socket: urllib cannot follow it
+    scheme = "https" if serverapp.certfile else "http"
+    host = serverapp.ip or "127.0.0.1"
+    try:
+        if ipaddress.ip_address(host).is_unspecified:
+            host = "127.0.0.1"
+    except ValueError:
+        if host in ("localhost", "*"):
+            host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{serverapp.port}{serverapp.base_url}"
+
+
+class DataOpsApp(ExtensionApp):
+    """Governed data, experiment tracking, production jobs and dashboards for Jupyter."""
+
+    name = "jupyter_dataops"
+    load_other_extensions = True
+    classes = [DataOps]
+
+    platform = Instance(Platform, allow_none=True)
+
+    def initialize_settings(self) -> None:
+        assert self.serverapp is not None
+        settings = DataOps(parent=self)
+        # Startup is the one place blocking store work is fine: the loop is not serving yet.
+        self.platform = Platform(settings, self.serverapp.root_dir)
+        self.settings["dataops"] = self.platform
+        self._export_kernel_env()
+        self.log.info(
+            "DataOps: workspace %s, store %s (revision %s)",
+            self.platform.root,
+            self.platform.store.redacted_url,
+            self.platform.store.revision(),
+        )
+
+    def _export_kernel_env(self) -> None:
+        # Kernels inherit the server's environment; this is how `import jupyter_dataops`
+        # in a notebook finds its server and acts as the server's user.
+        url = _kernel_facing_url(self.serverapp)
+        if url is None:
+            self.log.warning("DataOps: kernels cannot reach a server on a Unix socket")
+            return
+        assert self.platform is not None
+        os.environ[URL_ENV] = url
+        os.environ[TOKEN_ENV] = self.platform.tokens.mint(self.platform.kernel_owner(), "kernel")
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(handlers())
+
+    async def stop_extension(self) -> None:
+        if self.platform is not None:
+            self.platform.close()

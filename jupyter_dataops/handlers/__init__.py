@@ -1,0 +1,18 @@
+"""Thin Tornado handlers, one module per resource, mounted under ``/dataops/api/v1``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import API_PREFIX, DataOpsHandler, NotFoundHandler
+from .openapi import OpenAPIHandler
+from .status import StatusHandler
+from .workspace import ValidateConfigHandler
+
+RESOURCES: list[type[DataOpsHandler]] = [StatusHandler, ValidateConfigHandler, OpenAPIHandler]
+
+
+def handlers() -> list[tuple[str, type[Any]]]:
+    routes: list[tuple[str, type[Any]]] = [(f"{API_PREFIX}/{h.path}", h) for h in RESOURCES]
+    routes.append((f"{API_PREFIX}(?:/.*)?", NotFoundHandler))
+    return routes

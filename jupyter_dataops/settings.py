@@ -1,0 +1,67 @@
+"""``c.DataOps.*``: the settings shared by the server extension and the CLI.
+
+A plain traitlets ``Configurable`` (not the ExtensionApp) so ``jupyter dataops ...`` reads the
+same ``jupyter_server_config`` files as the server without starting one.
+"""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+from traitlets import Int, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+
+class DataOps(LoggingConfigurable):
+    """Settings of jupyter-dataops."""
+
+    root_dir = Unicode(
+        "",
+        help="Workspace root. Defaults to the Jupyter server's root_dir (the CLI: the current "
+        "directory). dataops.yaml and .dataops/ live here.",
+    ).tag(config=True)
+
+    db_url = Unicode(
+        "",
+        help="SQLAlchemy URL of the metadata store. Default: "
+        "sqlite:///<root_dir>/.dataops/dataops.db. Use a postgresql:// URL to share one store "
+        "between several servers.",
+    ).tag(config=True)
+
+    workspace_config = Unicode(
+        "",
+        help="Path of the policy-as-code file. Default: <root_dir>/dataops.yaml.",
+    ).tag(config=True)
+
+    local_user = Unicode(
+        help="DataOps user of a personal server. Jupyter's default identity provider only knows "
+        "anonymous token users, so on a server that is not behind JupyterHub every request is "
+        "this user. Ignored when a real identity provider (JupyterHub, custom) names the user.",
+    ).tag(config=True)
+
+    db_threads = Int(
+        4,
+        help="Threads that run metadata-store calls off the Tornado event loop.",
+    ).tag(config=True)
+
+    @default("local_user")
+    def _default_local_user(self) -> str:
+        try:
+            return getpass.getuser()
+        except Exception:  # no login name (some containers)
+            return "jovyan"
+
+    def resolved_root(self, fallback: str | Path) -> Path:
+        return Path(self.root_dir or fallback).expanduser().resolve()
+
+    def resolved_db_url(self, root: Path) -> str:
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{(root / '.dataops' / 'dataops.db').as_posix()}"
+
+    def resolved_config_path(self, root: Path) -> Path:
+        if self.workspace_config:
+            p = Path(self.workspace_config).expanduser()
+            return p if p.is_absolute() else (root / p).resolve()
+        return root / "dataops.yaml"
