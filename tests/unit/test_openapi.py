@@ -21,3 +21,29 @@ def test_every_operation_has_a_handler_method():
             assert callable(getattr(h, method)), (h, method)
     assert set(doc["paths"]) == {"/" + h.path for h in RESOURCES}
     json.dumps(doc)  # serializable
+
+
+def test_typescript_types_match_openapi(tmp_path):
+    """labextension/src/api/schema.ts is generated from openapi.json (`make openapi`)."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    ext = Path(__file__).resolve().parents[2] / "labextension"
+    tool = ext / "node_modules" / ".bin" / "openapi-typescript"
+    if not tool.exists() or shutil.which("node") is None:
+        import os
+
+        import pytest
+
+        msg = "labextension/node_modules is missing: run `make test`, which installs it"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    out = tmp_path / "schema.ts"
+    subprocess.run(
+        [str(tool), str(DOCUMENT), "-o", str(out)], check=True, capture_output=True, cwd=ext
+    )
+    assert out.read_text() == (ext / "src" / "api" / "schema.ts").read_text(), (
+        "labextension/src/api/schema.ts is stale: run `make openapi`"
+    )

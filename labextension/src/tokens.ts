@@ -1,0 +1,130 @@
+import { Token } from '@lumino/coreutils';
+import { IDisposable } from '@lumino/disposable';
+import { ISignal } from '@lumino/signaling';
+
+import type { components, paths } from './api/schema';
+
+/**
+ * The types below come from the generated OpenAPI schema (src/api/schema.ts),
+ * taken from the operations rather than from schema names, so that renaming a
+ * pydantic model on the server does not break the front end. Paths are
+ * relative to the API base, `dataops/api/v1`.
+ */
+type JSONBody<R> = R extends { content: { 'application/json': infer B } }
+  ? B
+  : never;
+type Ok<P extends keyof paths, M extends keyof paths[P]> = paths[P][M] extends {
+  responses: { 200: infer R };
+}
+  ? JSONBody<R>
+  : never;
+
+/**
+ * The body of `GET dataops/api/v1/status`.
+ */
+export type IDataOpsStatus = Ok<'/status', 'get'>;
+
+/**
+ * The user the server sees for the current token, with their groups.
+ */
+export type IDataOpsUser = IDataOpsStatus['user'];
+
+/**
+ * The metadata store; any password in the URL is already masked by the server.
+ */
+export type IDataOpsStore = IDataOpsStatus['store'];
+
+/**
+ * Object counts in the metadata store.
+ */
+export type IDataOpsCounts = IDataOpsStatus['counts'];
+
+/**
+ * The workspace and its `dataops.yaml`.
+ */
+export type IDataOpsWorkspace = IDataOpsStatus['workspace'];
+
+/**
+ * Why `dataops.yaml` could not be loaded.
+ */
+export type IDataOpsConfigError = NonNullable<
+  IDataOpsWorkspace['config_error']
+>;
+
+/**
+ * The body of `POST dataops/api/v1/workspace/validate`.
+ */
+export type IDataOpsValidateRequest =
+  paths['/workspace/validate']['post']['requestBody']['content']['application/json'];
+
+/**
+ * The answer of `POST dataops/api/v1/workspace/validate`.
+ */
+export type IDataOpsValidateResponse = Ok<'/workspace/validate', 'post'>;
+
+/**
+ * The JSON body of every error answer of the DataOps REST API:
+ * `{"error": {"code", "message", "details"}}`.
+ */
+export type IDataOpsErrorBody = components['schemas']['ErrorResponse'];
+
+/**
+ * Command ids of the extension.
+ */
+export namespace CommandIDs {
+  export const refreshStatus = 'jupyter-dataops:refresh-status';
+}
+
+/**
+ * The status of the DataOps extension, shared by the sidebar and by any
+ * other plugin that wants to react to it.
+ */
+export interface IDataOpsStatusModel extends IDisposable {
+  /**
+   * The last status received, or `null` before the first answer.
+   */
+  readonly status: IDataOpsStatus | null;
+
+  /**
+   * The message of the last failed request, or `null` after a success.
+   */
+  readonly error: string | null;
+
+  /**
+   * Whether a request is under way.
+   */
+  readonly loading: boolean;
+
+  /**
+   * Seconds between two automatic refreshes while polling; 0 turns it off.
+   */
+  refreshInterval: number;
+
+  /**
+   * Emitted whenever `status`, `error` or `loading` changes.
+   */
+  readonly changed: ISignal<IDataOpsStatusModel, void>;
+
+  /**
+   * Fetch the status now. Never rejects: a failure is kept in `error`.
+   */
+  refresh(): Promise<void>;
+
+  /**
+   * Start refreshing periodically (e.g. when a view becomes visible).
+   */
+  startPolling(): void;
+
+  /**
+   * Stop refreshing periodically (e.g. when no view is visible).
+   */
+  stopPolling(): void;
+}
+
+/**
+ * The token of the DataOps status model.
+ */
+export const IDataOpsStatusModel = new Token<IDataOpsStatusModel>(
+  'jupyter-dataops:IDataOpsStatusModel',
+  'The status of the DataOps server extension (user, store, workspace policy).'
+);
