@@ -25,7 +25,7 @@ $(PY):
 # jupyter_dataops/labextension; `develop` links it where JupyterLab looks for extensions.
 $(VENV)/.lab: $(PY) $(SOURCES)
 	$(PIP) install -q $(BUILD_DEPS)
-	$(PIP) install -q --no-build-isolation -e ".[postgres]"
+	$(PIP) install -q --no-build-isolation -e ".[postgres,demo]"
 	$(BIN)/jupyter labextension develop --overwrite . >/dev/null
 	touch $@
 
@@ -34,6 +34,7 @@ $(VENV)/.test: $(VENV)/.lab $(SOURCES)
 	touch $@
 
 lab: $(VENV)/.lab
+	$(BIN)/jupyter dataops demo --root=notebooks
 	@$(BIN)/jupyter dataops status --root=notebooks
 	cd notebooks && $(BIN)/jupyter lab --ServerApp.root_dir=. $(LAB_ARGS)
 

@@ -19,7 +19,10 @@ except ImportError:  # running from a source tree that was never built
     __version__ = "0.0.0+unknown"
 
 # The kernel API, resolved lazily from jupyter_dataops.client (PEP 562).
-_CLIENT_API = ("status", "connect", "Client", "DataOpsClientError")
+_CLIENT_API = (
+    "status", "datasets", "describe", "pull", "lineage", "connect", "Client",
+    "DataOpsClientError",
+)  # fmt: skip
 
 __all__ = ["__version__", *_CLIENT_API]
 

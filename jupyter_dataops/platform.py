@@ -6,9 +6,16 @@ it and know nothing of Tornado.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import hashlib
+import hmac
 import logging
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 
@@ -21,6 +28,7 @@ from .store import Store
 from .store import tables as t
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Platform:
@@ -32,7 +40,26 @@ class Platform:
         self.store = Store(settings.resolved_db_url(self.root), threads=settings.db_threads)
         if migrate:
             self.store.migrate()
-        self.tokens = TokenSigner(load_or_create_secret(self.state_dir / "secret"))
+        secret = load_or_create_secret(self.state_dir / "secret")
+        self.tokens = TokenSigner(secret)
+        # Hash masks use one salt per workspace: equal values hash equally across datasets
+        # (joins still work) but cannot be looked up in a table of known hashes.
+        self.mask_salt = hmac.new(secret, b"dataops-mask-salt", hashlib.sha256).hexdigest()[:32]
+        self._query_pool = ThreadPoolExecutor(
+            max_workers=settings.query_threads, thread_name_prefix="dataops-query"
+        )
+        from .catalog.service import Catalog
+
+        self.catalog = Catalog(self.store, self.config, self.root, self.mask_salt)
+
+    def start_query(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """Start data-plane work in the query pool; await the result later."""
+        return asyncio.get_running_loop().run_in_executor(self._query_pool, fn)
+
+    async def run_query(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run data-plane work (DuckDB, source databases) off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._query_pool, functools.partial(fn, *args))
 
     # identity -----------------------------------------------------------------------------
     def workspace_config(self) -> WorkspaceConfig:
@@ -50,13 +77,15 @@ class Platform:
 
     # status -------------------------------------------------------------------------------
     def counts(self) -> Counts:
+        self.catalog.sync()
         with self.store.session() as s:
 
             def n(table: type[t.Base]) -> int:
                 return int(s.scalar(select(func.count()).select_from(table)) or 0)
 
+            active = select(func.count()).select_from(t.Dataset)
             return Counts(
-                datasets=n(t.Dataset),
+                datasets=int(s.scalar(active.where(t.Dataset.retired_at.is_(None))) or 0),
                 jobs=n(t.JobDefinition),
                 runs=n(t.Run),
                 dashboards=n(t.Dashboard),
@@ -82,5 +111,9 @@ class Platform:
             counts=self.counts(),
         )
 
+    def is_admin(self, user: Principal) -> bool:
+        return user.name in self.workspace_config().admins
+
     def close(self) -> None:
+        self._query_pool.shutdown(wait=False, cancel_futures=True)
         self.store.close()

@@ -45,6 +45,16 @@ class DataOps(LoggingConfigurable):
         help="Threads that run metadata-store calls off the Tornado event loop.",
     ).tag(config=True)
 
+    query_threads = Int(
+        2,
+        help="Threads that run governed reads (DuckDB, source databases); each read may "
+        "itself use several cores inside DuckDB.",
+    ).tag(config=True)
+
+    pull_batch_rows = Int(256 * 1024, help="Rows per Arrow record batch streamed to kernels.").tag(
+        config=True
+    )
+
     @default("local_user")
     def _default_local_user(self) -> str:
         try:

@@ -49,8 +49,10 @@ class Client:
         self.url = url if url.endswith("/") else url + "/"
         self.token = token
         self.timeout = timeout
+        # Every governed read of this session: dataset, version, rows (for run lineage).
+        self.lineage: list[dict[str, Any]] = []
 
-    def request(
+    def _open(
         self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
     ) -> Any:
         url = urllib.parse.urljoin(self.url, API_PREFIX + path.lstrip("/"))
@@ -62,18 +64,75 @@ class Client:
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                payload = resp.read()
+            return urllib.request.urlopen(req, timeout=self.timeout)
         except urllib.error.HTTPError as e:
             raise _from_http_error(e) from None
         except urllib.error.URLError as e:
             raise DataOpsClientError(
                 f"cannot reach the DataOps server at {self.url}: {e.reason}", code="unreachable"
             ) from None
+
+    def request(
+        self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        with self._open(method, path, body, params) as resp:
+            payload = resp.read()
         return json.loads(payload) if payload else None
 
     def status(self) -> dict[str, Any]:
         return self.request("GET", "status")
+
+    def datasets(self, q: str | None = None, tag: str | None = None) -> list[dict[str, Any]]:
+        return self.request("GET", "datasets", params={"q": q, "tag": tag})["datasets"]
+
+    def describe(self, name: str) -> dict[str, Any]:
+        return self.request("GET", f"datasets/{urllib.parse.quote(name, safe='')}")
+
+    def pull_arrow(
+        self,
+        name: str,
+        columns: list[str] | None = None,
+        where: str | None = None,
+        limit: int | None = None,
+        progress: bool | None = None,
+    ) -> Any:
+        """The governed rows as a ``pyarrow.Table`` (see :func:`pull`)."""
+        import pyarrow as pa
+
+        if isinstance(columns, str):
+            columns = [columns]
+        body = {"columns": columns, "where": where, "limit": limit}
+        path = f"datasets/{urllib.parse.quote(name, safe='')}/pull"
+        with self._open("POST", path, body) as resp:
+            version = resp.headers.get("X-DataOps-Version")
+            masked = json.loads(resp.headers.get("X-DataOps-Masked") or "[]")
+            try:
+                reader = pa.ipc.open_stream(resp)
+                batches = []
+                bar = _progress(name, progress)
+                for batch in reader:
+                    batches.append(batch)
+                    if bar is not None:
+                        bar.update(batch.num_rows)
+                if bar is not None:
+                    bar.close()
+                table = pa.Table.from_batches(batches, schema=reader.schema)
+            except (pa.ArrowInvalid, OSError) as e:
+                raise DataOpsClientError(
+                    f"the stream of {name!r} broke off before its end ({e}); nothing was "
+                    "returned, pull again",
+                    code="incomplete",
+                ) from None
+        read = {
+            "dataset": name,
+            "version": version,
+            "rows": table.num_rows,
+            "columns": table.column_names,
+            "where": where,
+            "masked": masked,
+        }
+        self.lineage.append(read)
+        return table.replace_schema_metadata({b"dataops": json.dumps(read).encode()})
 
 
 def _from_http_error(e: urllib.error.HTTPError) -> DataOpsClientError:
@@ -111,6 +170,107 @@ def connect(url: str | None = None, token: str | None = None) -> Client:
         )
     _default = Client(url, token)
     return _default
+
+
+PROGRESS_AFTER_S = 1.0
+
+
+def _progress(name: str, enabled: bool | None) -> Any:
+    if enabled is False:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    # Shown only for pulls that take longer than a second.
+    return tqdm(
+        desc=f"pull {name}", unit=" rows", unit_scale=True, delay=PROGRESS_AFTER_S, leave=False
+    )
+
+
+def datasets(q: str | None = None, tag: str | None = None) -> Any:
+    """The catalog as a DataFrame: name, title, owner, tags, and whether you may read it.
+
+    Example::
+
+        >>> dops.datasets(q="flights")
+             name              title  owner  ...  access
+        0  flights  NYC flights 2013  grace  ...    read
+    """
+    import pandas as pd
+
+    rows = [
+        {
+            "name": d["name"],
+            "title": d["title"],
+            "owner": d["owner"],
+            "tags": ", ".join(d["tags"]),
+            "source": d["source_type"],
+            "access": "read" if d["access"]["allowed"] else "none",
+            "masked_columns": ", ".join(d["access"]["masked_columns"]),
+            "description": d["description"],
+        }
+        for d in connect().datasets(q, tag)
+    ]
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "name",
+            "title",
+            "owner",
+            "tags",
+            "source",
+            "access",
+            "masked_columns",
+            "description",
+        ],
+    )
+
+
+def describe(name: str) -> dict[str, Any]:
+    """A dataset's schema, versions, owner, and your access (masked columns, row filter).
+
+    Example::
+
+        >>> d = dops.describe("flights")
+        >>> d["access"]["masked_columns"]
+        ['tailnum']
+    """
+    return connect().describe(name)
+
+
+def pull(
+    name: str,
+    columns: list[str] | None = None,
+    where: str | None = None,
+    limit: int | None = None,
+    *,
+    progress: bool | None = None,
+) -> Any:
+    """Read a governed dataset into a pandas DataFrame.
+
+    The server applies your access policy before anything leaves it: you get only the rows
+    your grants allow, with masked columns masked. ``where`` is a SQL condition on the
+    dataset's columns (checked, never pasted into SQL). The dataset version you read is in
+    ``df.attrs["dataops"]`` and in ``dops.lineage()``.
+
+    Example::
+
+        >>> df = dops.pull("flights", columns=["carrier", "dep_delay"],
+        ...                where="dep_delay > 60")
+        >>> df.attrs["dataops"]["version"]
+        '3f2a9c0d1e4b5a67'
+    """
+    table = connect().pull_arrow(name, columns, where, limit, progress)
+    meta = json.loads(table.schema.metadata[b"dataops"])
+    df = table.to_pandas()
+    df.attrs["dataops"] = meta
+    return df
+
+
+def lineage() -> list[dict[str, Any]]:
+    """Every governed read of this kernel so far: dataset, version, rows, columns, filter."""
+    return list(connect().lineage)
 
 
 def status() -> dict[str, Any]:

@@ -4,12 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from .audit import AuditHandler
 from .base import API_PREFIX, DataOpsHandler, NotFoundHandler
+from .datasets import (
+    DatasetHandler,
+    DatasetsHandler,
+    PreviewHandler,
+    PullHandler,
+    RefreshHandler,
+)
 from .openapi import OpenAPIHandler
 from .status import StatusHandler
 from .workspace import ValidateConfigHandler
 
-RESOURCES: list[type[DataOpsHandler]] = [StatusHandler, ValidateConfigHandler, OpenAPIHandler]
+RESOURCES: list[type[DataOpsHandler]] = [
+    StatusHandler,
+    ValidateConfigHandler,
+    DatasetsHandler,
+    DatasetHandler,
+    RefreshHandler,
+    PreviewHandler,
+    PullHandler,
+    AuditHandler,
+    OpenAPIHandler,
+]
 
 
 def handlers() -> list[tuple[str, type[Any]]]:

@@ -9,8 +9,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
+from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -42,10 +54,55 @@ class Dataset(Base):
     title: Mapped[str] = mapped_column(String(256), default="")
     description: Mapped[str] = mapped_column(Text, default="")
     owner: Mapped[str] = mapped_column(String(128))
+    # "config": declared in dataops.yaml (the file wins); "api": registered by its owner.
+    origin: Mapped[str] = mapped_column(String(16), default="api")
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    source: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    columns: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+class DatasetVersion(Base):
+    """One observed state of a dataset's data, identified by its content fingerprint."""
+
+    __tablename__ = "dops_dataset_versions"
+    __table_args__ = (UniqueConstraint("dataset_id", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[str] = mapped_column(
+        ForeignKey("dops_datasets.id", ondelete="CASCADE"), index=True
+    )
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    row_count: Mapped[int | None] = mapped_column(BigInteger)
+    schema: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditEvent(Base):
+    """Append-only: every read, preview and denial. Never updated, never deleted by the app."""
+
+    __tablename__ = "dops_audit_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    user: Mapped[str] = mapped_column(String(128), index=True)
+    scope: Mapped[str] = mapped_column(String(64), default="user")
+    action: Mapped[str] = mapped_column(String(16))  # read | preview | describe
+    dataset: Mapped[str] = mapped_column(String(128), index=True)
+    version: Mapped[str | None] = mapped_column(String(64))
+    columns: Mapped[list[str]] = mapped_column(JSON, default=list)
+    filter: Mapped[str | None] = mapped_column(Text)
+    row_count: Mapped[int | None] = mapped_column(BigInteger)
+    decision: Mapped[str] = mapped_column(String(16))  # allowed | denied | error
+    reason: Mapped[str] = mapped_column(Text, default="")
+    masked: Mapped[list[str]] = mapped_column(JSON, default=list)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class JobDefinition(Base):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -36,7 +37,11 @@ def api(jp_fetch):  # type: ignore[no-untyped-def]
             kwargs["body"] = json.dumps(body)
         elif method in ("POST", "PUT", "PATCH"):
             kwargs["body"] = b""
-        resp = await jp_fetch("dataops", "api", "v1", *path.split("/"), headers=headers, **kwargs)
+        path, _, query = path.partition("?")
+        params = dict(urllib.parse.parse_qsl(query)) if query else None
+        resp = await jp_fetch(
+            "dataops", "api", "v1", *path.split("/"), headers=headers, params=params, **kwargs
+        )
         text = resp.body.decode()
         return resp.code, (json.loads(text) if text else None)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from jupyter_dataops.handlers import RESOURCES
@@ -67,10 +69,11 @@ async def test_wrong_method_is_json_405(api):
 
 @pytest.mark.parametrize("handler", RESOURCES, ids=lambda h: h.path)
 async def test_every_route_requires_auth(api, handler):
+    path = re.sub(r"\(\?P<\w+>[^)]*\)", "flights", handler.path)
     for method in handler.operations:
         code, body = await api(
             method.upper(),
-            handler.path,
+            path,
             body={} if method != "get" else None,
             headers={"Authorization": ""},
         )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from jupyter_dataops.api import DOCUMENT, openapi_document, render
+from jupyter_dataops.api import DOCUMENT, _openapi_path, openapi_document, render
 from jupyter_dataops.handlers import RESOURCES
 
 
@@ -19,7 +19,7 @@ def test_every_operation_has_a_handler_method():
         assert h.operations, h
         for method in h.operations:
             assert callable(getattr(h, method)), (h, method)
-    assert set(doc["paths"]) == {"/" + h.path for h in RESOURCES}
+    assert set(doc["paths"]) == {_openapi_path(h.path) for h in RESOURCES}
     json.dumps(doc)  # serializable
 
 

@@ -4,6 +4,109 @@
  */
 
 export interface paths {
+    "/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The audit log, newest first (admins only); format=csv for a CSV file */
+        get: operations["get_audit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/datasets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Search and browse the catalog */
+        get: operations["get_datasets"];
+        put?: never;
+        /** Register a dataset you own */
+        post: operations["post_datasets"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/datasets/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A dataset: schema, versions, owner, and your access */
+        get: operations["get_datasets_(?P<name>[^_]+)"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/datasets/{name}/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The first rows you may see, as JSON */
+        get: operations["get_datasets_(?P<name>[^_]+)_preview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/datasets/{name}/pull": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Read governed data as an Arrow IPC stream (application/vnd.apache.arrow.stream); the response headers X-DataOps-Version and X-DataOps-Masked say what you got */
+        post: operations["post_datasets_(?P<name>[^_]+)_pull"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/datasets/{name}/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Observe the source now and record its version (owner, admins) */
+        post: operations["post_datasets_(?P<name>[^_]+)_refresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/openapi.json": {
         parameters: {
             query?: never;
@@ -59,6 +162,99 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AccessInfo */
+        AccessInfo: {
+            /** Allowed */
+            allowed: boolean;
+            /** Masked Columns */
+            masked_columns: string[];
+            /** Reason */
+            reason: string;
+            /**
+             * Row Filter
+             * @description Whether a row filter limits the rows you see.
+             */
+            row_filter: boolean;
+        };
+        /** AuditEventInfo */
+        AuditEventInfo: {
+            /** Action */
+            action: string;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Columns */
+            columns: string[];
+            /** Dataset */
+            dataset: string;
+            /** Decision */
+            decision: string;
+            /** Duration Ms */
+            duration_ms: number;
+            /** Filter */
+            filter: string | null;
+            /** Id */
+            id: number;
+            /** Masked */
+            masked: string[];
+            /** Reason */
+            reason: string;
+            /** Row Count */
+            row_count: number | null;
+            /** Scope */
+            scope: string;
+            /** User */
+            user: string;
+            /** Version */
+            version: string | null;
+        };
+        /** AuditPage */
+        AuditPage: {
+            /** Events */
+            events: components["schemas"]["AuditEventInfo"][];
+            /**
+             * Next Before
+             * @description Pass as `before` to get the next (older) page.
+             * @default null
+             */
+            next_before: number | null;
+        };
+        /** ColumnInfo */
+        ColumnInfo: {
+            /** Classification */
+            classification: string[];
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /**
+             * Kind
+             * @description string | integer | float | decimal | boolean | temporal | other
+             */
+            kind: string;
+            /**
+             * Mask
+             * @description The mask function applied for you.
+             * @default null
+             */
+            mask: string | null;
+            /**
+             * Masked
+             * @description Whether *you* see this column masked.
+             * @default false
+             */
+            masked: boolean;
+            /** Name */
+            name: string;
+            /**
+             * Type
+             * @description Arrow type, e.g. `int64`, `string`, `timestamp[us]`.
+             */
+            type: string;
+        };
         /** ConfigProblem */
         ConfigProblem: {
             /**
@@ -87,6 +283,67 @@ export interface components {
             /** Runs */
             runs: number;
         };
+        /** DatasetDetail */
+        DatasetDetail: {
+            access: components["schemas"]["AccessInfo"];
+            /** Columns */
+            columns: components["schemas"]["ColumnInfo"][];
+            /** Description */
+            description: string;
+            /** Name */
+            name: string;
+            /**
+             * Origin
+             * @description `config` (dataops.yaml) or `api` (registered by its owner)
+             */
+            origin: string;
+            /** Owner */
+            owner: string;
+            /**
+             * Source
+             * @description The source, with any password hidden.
+             */
+            source: {
+                [key: string]: unknown;
+            };
+            /** Source Type */
+            source_type: string;
+            /** Tags */
+            tags: string[];
+            /** Title */
+            title: string;
+            /**
+             * Versions
+             * @description Newest first.
+             */
+            versions: components["schemas"]["VersionInfo"][];
+        };
+        /** DatasetList */
+        DatasetList: {
+            /** Datasets */
+            datasets: components["schemas"]["DatasetSummary"][];
+        };
+        /** DatasetSummary */
+        DatasetSummary: {
+            access: components["schemas"]["AccessInfo"];
+            /** Description */
+            description: string;
+            /** Name */
+            name: string;
+            /**
+             * Origin
+             * @description `config` (dataops.yaml) or `api` (registered by its owner)
+             */
+            origin: string;
+            /** Owner */
+            owner: string;
+            /** Source Type */
+            source_type: string;
+            /** Tags */
+            tags: string[];
+            /** Title */
+            title: string;
+        };
         /** ErrorDetail */
         ErrorDetail: {
             /**
@@ -110,6 +367,74 @@ export interface components {
          */
         ErrorResponse: {
             error: components["schemas"]["ErrorDetail"];
+        };
+        /** PreviewResponse */
+        PreviewResponse: {
+            /** Columns */
+            columns: components["schemas"]["ColumnInfo"][];
+            /** Dataset */
+            dataset: string;
+            /** Masked Columns */
+            masked_columns: string[];
+            /** Rows */
+            rows: {
+                [key: string]: unknown;
+            }[];
+            /** Version */
+            version: string;
+        };
+        /**
+         * ReadRequest
+         * @description Which part of a dataset to read; the policy still decides what you get.
+         */
+        ReadRequest: {
+            /**
+             * Columns
+             * @description Default: every column.
+             * @default null
+             */
+            columns: string[] | null;
+            /**
+             * Limit
+             * @default null
+             */
+            limit: number | null;
+            /**
+             * Where
+             * @description A SQL condition on the dataset's columns, e.g. `dep_delay > 60`.
+             * @default null
+             */
+            where: string | null;
+        };
+        /** RegisterDatasetRequest */
+        RegisterDatasetRequest: {
+            /** Columns */
+            columns?: {
+                [key: string]: {
+                    [key: string]: unknown;
+                };
+            };
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /** Name */
+            name: string;
+            /**
+             * Source
+             * @description `{type: parquet|csv, path}` under the workspace root, or `{type: sql, url, table|query}`.
+             */
+            source: {
+                [key: string]: unknown;
+            };
+            /** Tags */
+            tags?: string[];
+            /**
+             * Title
+             * @default
+             */
+            title: string;
         };
         /** StatusResponse */
         StatusResponse: {
@@ -165,6 +490,18 @@ export interface components {
             /** Valid */
             valid: boolean;
         };
+        /** VersionInfo */
+        VersionInfo: {
+            /** Fingerprint */
+            fingerprint: string;
+            /**
+             * Observed At
+             * Format: date-time
+             */
+            observed_at: string;
+            /** Row Count */
+            row_count: number | null;
+        };
         /** WorkspaceInfo */
         WorkspaceInfo: {
             /**
@@ -191,6 +528,252 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    get_audit: {
+        parameters: {
+            query?: {
+                user?: string;
+                dataset?: string;
+                /** @description allowed | denied | error */
+                decision?: string;
+                /** @description read | preview */
+                action?: string;
+                /** @description ISO 8601 */
+                since?: string;
+                /** @description ISO 8601 */
+                until?: string;
+                /** @description event id cursor from next_before */
+                before?: number;
+                /** @description at most 1000, default 100 */
+                limit?: number;
+                /** @description json (default) or csv */
+                format?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_datasets: {
+        parameters: {
+            query?: {
+                /** @description text in name, title, description, columns */
+                q?: string;
+                /** @description only datasets with this tag */
+                tag?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetList"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_datasets: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RegisterDatasetRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetDetail"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    "get_datasets_(?P<name>[^_]+)": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetDetail"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    "get_datasets_(?P<name>[^_]+)_preview": {
+        parameters: {
+            query?: {
+                /** @description rows, at most 1000; default 20 */
+                limit?: number;
+                /** @description a SQL condition on the columns */
+                where?: string;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PreviewResponse"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    "post_datasets_(?P<name>[^_]+)_pull": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReadRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    "post_datasets_(?P<name>[^_]+)_refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VersionInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     get_openapi_json: {
         parameters: {
             query?: never;

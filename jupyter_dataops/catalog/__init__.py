@@ -1,0 +1,1 @@
+"""The catalog: datasets, their sources, versions, and the engine that reads them."""

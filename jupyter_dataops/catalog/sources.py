@@ -1,0 +1,329 @@
+"""Sources: where a dataset's data lives, how to read it, and its current version.
+
+File sources (Parquet, CSV) are read by DuckDB. SQL sources are read by the database itself:
+the governed statement is rendered in the source's dialect, so masks and filters run there
+and only allowed rows travel. PostgreSQL is read through ADBC straight into Arrow; other
+SQLAlchemy databases through SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+from ..config import CsvSource, ParquetSource, SqlSource
+from ..exceptions import BadGateway, InvalidRequest
+from ..governance.compiler import (
+    BOOLEAN,
+    DECIMAL,
+    FLOAT,
+    INTEGER,
+    OTHER,
+    STRING,
+    TEMPORAL,
+    Column,
+)  # fmt: skip
+
+BATCH_ROWS = 256 * 1024
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def kind_of(t: pa.DataType) -> str:
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return STRING
+    if pa.types.is_integer(t):
+        return INTEGER
+    if pa.types.is_floating(t):
+        return FLOAT
+    if pa.types.is_decimal(t):
+        return DECIMAL
+    if pa.types.is_boolean(t):
+        return BOOLEAN
+    if pa.types.is_temporal(t):
+        return TEMPORAL
+    return OTHER
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a refresh observes."""
+
+    fingerprint: str
+    row_count: int | None
+    schema: list[dict[str, Any]]  # [{"name", "type", "kind"}]
+
+
+def schema_of(arrow_schema: pa.Schema) -> list[dict[str, Any]]:
+    return [{"name": f.name, "type": str(f.type), "kind": kind_of(f.type)} for f in arrow_schema]
+
+
+def duckdb_connect() -> Any:
+    """An in-memory DuckDB that never downloads extensions."""
+    import duckdb
+
+    return duckdb.connect(config={
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+        "extension_directory": os.path.join(tempfile.gettempdir(), "dataops-no-extensions"),
+    })  # fmt: skip
+
+
+class FileSource:
+    """Parquet or CSV files under the workspace root, read by DuckDB."""
+
+    dialect = "duckdb"
+
+    def __init__(self, spec: ParquetSource | CsvSource, root: Path) -> None:
+        self.spec = spec
+        self.root = root
+        path = Path(spec.path)
+        self.path = path if path.is_absolute() else (root / path)
+
+    def files(self) -> list[Path]:
+        p = self.path
+        if p.is_dir():
+            suffix = ".parquet" if isinstance(self.spec, ParquetSource) else ".csv"
+            found = sorted(x for x in p.rglob(f"*{suffix}*") if x.is_file())
+        elif any(ch in str(p) for ch in "*?["):
+            found = sorted(Path(x) for x in glob.glob(str(p), recursive=True))
+        else:
+            found = [p] if p.exists() else []
+        if not found:
+            raise BadGateway(
+                f"source unreachable: no files at {self.spec.path}",
+                details={"path": self.spec.path},
+            )
+        return found
+
+    def relation(self) -> exp.Expression:
+        p = self.path
+        target = str(p / "**" / "*.parquet") if (
+            p.is_dir() and isinstance(self.spec, ParquetSource)) else (
+            str(p / "**" / "*.csv*") if p.is_dir() else str(p))  # fmt: skip
+        arg = exp.Literal.string(target)
+        if isinstance(self.spec, ParquetSource):
+            opts = [
+                exp.EQ(
+                    this=exp.column("hive_partitioning"),
+                    expression=exp.Boolean(this=self.spec.hive_partitioning),
+                )
+            ]
+            fn = exp.Anonymous(this="read_parquet", expressions=[arg, *opts])
+        else:
+            opts = [
+                exp.EQ(
+                    this=exp.column("delim"), expression=exp.Literal.string(self.spec.delimiter)
+                ),
+                exp.EQ(this=exp.column("header"), expression=exp.Boolean(this=self.spec.header)),
+            ]
+            fn = exp.Anonymous(this="read_csv", expressions=[arg, *opts])
+        return exp.Table(this=fn)
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for f in self.files():
+            st = f.stat()
+            h.update(
+                f"{f.relative_to(self.root) if f.is_relative_to(self.root) else f}"
+                f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode()
+            )
+        return h.hexdigest()[:16]
+
+    def snapshot(self) -> Snapshot:
+        fp = self.fingerprint()
+        con = duckdb_connect()
+        try:
+            rel = self.relation().sql(dialect="duckdb")
+            arrow_schema = con.sql(f"SELECT * FROM {rel} LIMIT 0").to_arrow_table().schema
+            rows = con.execute(f"SELECT count(*) FROM {rel}").fetchone()
+        except Exception as e:
+            raise BadGateway(
+                f"source unreachable: cannot read {self.spec.path}: {type(e).__name__}"
+            ) from e
+        finally:
+            con.close()
+        return Snapshot(fp, int(rows[0]) if rows else None, schema_of(arrow_schema))
+
+    def execute(self, sql: str) -> pa.RecordBatchReader:
+        con = duckdb_connect()
+        try:
+            reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
+        except Exception:
+            con.close()
+            raise
+        return _closing_reader(reader, con)
+
+
+def _closing_reader(reader: pa.RecordBatchReader, resource: Any) -> pa.RecordBatchReader:
+    """A reader that closes ``resource`` once drained (or garbage-collected)."""
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from reader
+        finally:
+            resource.close()
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
+def expand_env(url: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        if m.group(1) not in os.environ:
+            raise InvalidRequest(f"source URL uses ${{{m.group(1)}}}, which is not set")
+        return os.environ[m.group(1)]
+
+    return _ENV.sub(sub, url)
+
+
+_SQLGLOT_DIALECT = {
+    "postgresql": "postgres",
+    "sqlite": "sqlite",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "mssql": "tsql",
+    "oracle": "oracle",
+}
+
+
+class SqlTableSource:
+    """A table or query of a SQL database."""
+
+    def __init__(self, spec: SqlSource) -> None:
+        import sqlalchemy as sa
+
+        self.spec = spec
+        try:
+            self.url = sa.make_url(expand_env(spec.url))
+        except sa.exc.ArgumentError as e:
+            raise InvalidRequest(f"invalid source URL: {e}") from None
+        self.backend = self.url.get_backend_name()
+        self.dialect = _SQLGLOT_DIALECT.get(self.backend, self.backend)
+        if spec.query is not None:
+            try:
+                parsed = sqlglot.parse(spec.query, read=self.dialect)
+            except sqlglot.errors.ParseError as e:
+                raise InvalidRequest(f"source query does not parse: {e}") from None
+            if len(parsed) != 1 or not isinstance(parsed[0], exp.Query):
+                raise InvalidRequest("source query must be one SELECT")
+
+    def relation(self) -> exp.Expression:
+        if self.spec.table is not None:
+            return exp.to_table(self.spec.table, dialect=self.dialect)
+        query = sqlglot.parse_one(self.spec.query or "", read=self.dialect)
+        return exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier("source")))
+
+    def _redacted(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    def _unreachable(self, e: Exception) -> BadGateway:
+        # Engine messages can quote data; keep them in the server log only.
+        return BadGateway(
+            f"source unreachable: {self._redacted()} ({type(e).__name__})",
+            details={"source": self._redacted()},
+        )
+
+    # connections ------------------------------------------------------------------------------
+    def _adbc_uri(self) -> str:
+        u = self.url.set(drivername="postgresql")
+        return u.render_as_string(hide_password=False)
+
+    def _fetch(self, sql: str) -> pa.RecordBatchReader:
+        if self.backend == "postgresql":
+            import adbc_driver_postgresql.dbapi as pg
+
+            conn = pg.connect(self._adbc_uri())
+            try:
+                cur = conn.cursor()
+                cur.execute(sql)
+                reader = cur.fetch_record_batch()
+            except Exception:
+                conn.close()
+                raise
+
+            class _Both:
+                def close(self) -> None:
+                    cur.close()
+                    conn.close()
+
+            return _closing_reader(reader, _Both())
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.url)
+        conn = engine.connect()
+        try:
+            result = conn.exec_driver_sql(sql)
+            names = list(result.keys())
+            first = result.fetchmany(BATCH_ROWS)
+        except Exception:
+            conn.close()
+            engine.dispose()
+            raise
+        first_batch = pa.RecordBatch.from_pylist([dict(zip(names, r, strict=True)) for r in first])
+        if first_batch.num_columns == 0:
+            first_batch = pa.RecordBatch.from_pydict({n: pa.array([], pa.null()) for n in names})
+        schema = first_batch.schema
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield first_batch
+                while rows := result.fetchmany(BATCH_ROWS):
+                    yield pa.RecordBatch.from_pylist(
+                        [dict(zip(names, r, strict=True)) for r in rows], schema=schema
+                    )
+            finally:
+                conn.close()
+                engine.dispose()
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
+    def execute(self, sql: str) -> pa.RecordBatchReader:
+        try:
+            return self._fetch(sql)
+        except Exception as e:
+            raise self._unreachable(e) from e
+
+    def _scalar_row(self, sql: str) -> list[Any]:
+        table = self.execute(sql).read_all()
+        return [table.column(i)[0].as_py() for i in range(table.num_columns)] if len(table) else []
+
+    def snapshot(self) -> Snapshot:
+        rel = self.relation().sql(dialect=self.dialect)
+        table = self.execute(f"SELECT * FROM {rel} LIMIT 0").read_all()
+        schema = schema_of(table.schema)
+        (count,) = self._scalar_row(f"SELECT COUNT(*) FROM {rel}") or [None]
+        if self.spec.version_query:
+            marker: Any = self._scalar_row(self.spec.version_query)
+        elif self.backend == "postgresql" and self.spec.table:
+            # Insert/update/delete counters change with every committed write.
+            marker = self._scalar_row(
+                "SELECT n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_all_tables "
+                f"WHERE relid = to_regclass({exp.Literal.string(self.spec.table).sql()})"
+            )
+        else:
+            marker = []
+        fp = hashlib.sha256(json.dumps([count, marker, schema], default=str).encode())
+        return Snapshot(fp.hexdigest()[:16], int(count) if count is not None else None, schema)
+
+
+def open_source(
+    spec: ParquetSource | CsvSource | SqlSource, root: Path
+) -> FileSource | SqlTableSource:
+    if isinstance(spec, SqlSource):
+        return SqlTableSource(spec)
+    return FileSource(spec, root)
+
+
+def columns_of(schema: list[dict[str, Any]]) -> list[Column]:
+    return [Column(c["name"], c["kind"]) for c in schema]

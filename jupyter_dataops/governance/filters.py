@@ -1,0 +1,207 @@
+"""Filters: user ``where=`` text and policy row filters, parsed and checked with sqlglot.
+
+A filter never reaches SQL as text. It is parsed into an expression tree, every node is
+checked against a small allow-list (comparisons, boolean logic, arithmetic, IN, BETWEEN,
+LIKE, IS NULL, a few scalar functions), every column against the dataset's schema, and SQL is
+generated back from the tree. Subqueries, unknown functions, statements, comments and
+qualified names are rejected with the position of the offending part.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+from ..exceptions import InvalidRequest
+
+MAX_FILTER_LENGTH = 10_000
+
+_ALLOWED: tuple[type[exp.Expression], ...] = (
+    exp.Column, exp.Identifier, exp.Literal, exp.Boolean, exp.Null, exp.Paren, exp.Tuple,
+    exp.And, exp.Or, exp.Not, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE,
+    exp.In, exp.Between, exp.Is, exp.Like, exp.ILike, exp.NullSafeEQ, exp.NullSafeNEQ,
+    exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.DPipe,
+    exp.Cast, exp.TryCast, exp.DataType,
+    # scalar functions
+    exp.Lower, exp.Upper, exp.Abs, exp.Round, exp.Length, exp.Coalesce, exp.Trim,
+    exp.Substring, exp.Year, exp.Month, exp.Day, exp.Floor, exp.Ceil,
+)  # fmt: skip
+
+_USER_REF = re.compile(r"\{user\.([A-Za-z_][A-Za-z0-9_]*)\}")
+_PLACEHOLDER = "__dops_user_{}__"
+_PLACEHOLDER_RE = re.compile(r"^__dops_user_([A-Za-z_][A-Za-z0-9_]*)__$")
+
+
+class FilterError(InvalidRequest):
+    """An invalid filter; ``details`` has the position (1-based line/column, 0-based offset)."""
+
+    code = "invalid_filter"
+
+
+def _position(node: exp.Expression, text: str) -> dict[str, int]:
+    """1-based line and column where ``node`` starts in ``text``, and its 0-based offset."""
+    starts = [
+        int(n.meta["start"])
+        for n in node.walk()
+        if isinstance(n, exp.Expression) and n.meta and "start" in n.meta
+    ]
+    if not starts:
+        return {}
+    start = min(starts)
+    line_start = text.rfind("\n", 0, start) + 1
+    return {
+        "line": text.count("\n", 0, start) + 1,
+        "column": start - line_start + 1,
+        "offset": start,
+    }
+
+
+def _fail(
+    what: str, message: str, node: exp.Expression | None = None, text: str = "", **details: Any
+) -> FilterError:
+    pos = _position(node, text) if node is not None else {}
+    where = f" at line {pos['line']}, column {pos['column']}" if pos else ""
+    return FilterError(f"invalid {what}{where}: {message}", details={**pos, **details})
+
+
+def parse_condition(text: str, what: str = "filter") -> exp.Expression:
+    """Parse one boolean expression (never a statement)."""
+    if not isinstance(text, str) or not text.strip():
+        raise FilterError(f"invalid {what}: it is empty")
+    if len(text) > MAX_FILTER_LENGTH:
+        raise FilterError(f"invalid {what}: longer than {MAX_FILTER_LENGTH} characters")
+    try:
+        tree = cast(exp.Expression, sqlglot.parse_one(text, read="duckdb", into=exp.Condition))
+    except ParseError as e:
+        err = e.errors[0] if e.errors else {}
+        pos = {"line": err.get("line"), "column": err.get("col")}
+        desc = err.get("description") or str(e)
+        raise FilterError(
+            f"invalid {what} at line {pos['line']}, column {pos['column']}: {desc}",
+            details={k: v for k, v in pos.items() if v is not None},
+        ) from None
+    except TokenError as e:
+        raise FilterError(f"invalid {what}: {e}") from None
+    for node in tree.walk():
+        if isinstance(node, exp.Expression):
+            node.comments = None
+    return tree
+
+
+def check_tree(
+    tree: exp.Expression,
+    columns: Iterable[str] | None,
+    what: str = "filter",
+    placeholders: bool = False,
+    text: str = "",
+) -> None:
+    """Allow-list every node; check columns exist (case-sensitive, as DuckDB quotes them)."""
+    known = list(columns) if columns is not None else None
+    for node in tree.walk():
+        assert isinstance(node, exp.Expression)
+        if not isinstance(node, _ALLOWED):
+            raise _fail(
+                what,
+                f"{node.sql(dialect='duckdb', comments=False)!r} is not allowed "
+                "(use columns, literals, comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, "
+                "IS NULL and simple functions)",
+                node,
+                text,
+            )
+        if isinstance(node, exp.Column):
+            if node.table or node.args.get("db") or node.args.get("catalog"):
+                raise _fail(
+                    what, f"qualified name {node.sql()!r}: use the bare column name", node, text
+                )
+            if placeholders and _PLACEHOLDER_RE.match(node.name):
+                continue
+            if known is not None and node.name not in known:
+                close = difflib.get_close_matches(node.name, known, n=3)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise _fail(
+                    what,
+                    f"unknown column {node.name!r}{hint}",
+                    node,
+                    text,
+                    unknown_column=node.name,
+                    close_matches=close,
+                )
+        if isinstance(node, exp.DataType) and node.this in (exp.DataType.Type.USERDEFINED,):
+            raise _fail(what, f"unknown type {node.sql()!r}", node, text)
+
+
+def parse_user_filter(text: str, columns: Iterable[str]) -> exp.Expression:
+    """A user's ``where=``, validated against the dataset's columns."""
+    tree = parse_condition(text, "filter")
+    check_tree(tree, columns, "filter", text=text)
+    return tree
+
+
+def _template(text: str) -> str:
+    return _USER_REF.sub(lambda m: _PLACEHOLDER.format(m.group(1)), text)
+
+
+def check_row_filter(text: str) -> str | None:
+    """Why a row-filter template in dataops.yaml is invalid, or None."""
+    try:
+        tree = parse_condition(_template(text), "row_filter")
+        check_tree(tree, None, "row_filter", placeholders=True, text=_template(text))
+    except FilterError as e:
+        return e.message
+    return None
+
+
+def _literal(value: Any) -> exp.Expression:
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int | float):
+        return exp.Literal.number(value)
+    return exp.Literal.string(str(value))
+
+
+def render_row_filter(
+    text: str, attributes: Mapping[str, Any], columns: Iterable[str] | None
+) -> exp.Expression:
+    """The row filter for one user: ``{user.x}`` becomes literals from the user's attributes.
+
+    A missing attribute, or an empty list, matches no rows: deny by default.
+    """
+    tree = parse_condition(_template(text), "row_filter")
+    check_tree(tree, columns, "row_filter", placeholders=True, text=_template(text))
+
+    def substitute(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.In):
+            items: list[exp.Expression] = []
+            for item in node.expressions:
+                m = _PLACEHOLDER_RE.match(item.name) if isinstance(item, exp.Column) else None
+                if m is None:
+                    items.append(item)
+                    continue
+                value = attributes.get(m.group(1))
+                if value is None:
+                    continue
+                values = value if isinstance(value, list | tuple) else [value]
+                items.extend(_literal(v) for v in values)
+            if not items:
+                return exp.false()
+            node.set("expressions", items)
+            return node
+        if isinstance(node, exp.Column):
+            m = _PLACEHOLDER_RE.match(node.name)
+            if m is not None:
+                value = attributes.get(m.group(1))
+                if value is None or isinstance(value, list | tuple):
+                    # Unknown, or a list where one value is needed: nothing matches.
+                    return exp.Null()
+                return _literal(value)
+        return node
+
+    tree = tree.transform(substitute)
+    # Comparisons with NULL are never true, so a missing attribute matches no rows.
+    return tree
