@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_core.application import JupyterApp
-from traitlets import Bool
+from traitlets import Bool, Int, Unicode
 
 from . import __version__
-from .exceptions import DataOpsError
+from .exceptions import DataOpsError, Forbidden, InvalidRequest
 from .settings import DataOps
 
 _ALIASES = {
@@ -136,6 +136,126 @@ class DemoApp(_Sub):
         )
 
 
+class CatalogApp(_Sub):
+    name = "jupyter-dataops-catalog"
+    description = "List datasets (`catalog [--q TEXT] [--tag T]`) or show one (`catalog NAME`)."
+    q = Unicode("", help="Search text.").tag(config=True)
+    tag = Unicode("", help="Only datasets with this tag.").tag(config=True)
+    refresh = Bool(False, help="With NAME: observe the source now (owner or admin).").tag(
+        config=True
+    )
+    aliases = {**_Sub.aliases, "q": "CatalogApp.q", "tag": "CatalogApp.tag"}
+    flags = {
+        **_Sub.flags,
+        "refresh": ({"CatalogApp": {"refresh": True}}, "Observe the source now."),
+    }
+
+    def run(self) -> None:
+        p = self.open_platform()
+        try:
+            user = p.principal(p.kernel_owner())
+            if not self.extra_args:
+                items = p.catalog.list(user, self.q or None, self.tag or None)
+                data = {"datasets": [d.model_dump(mode="json") for d in items]}
+                lines = [f"{'name':16} {'access':9} {'owner':10} title"]
+                for d in items:
+                    access = "read" if d.access.allowed else "none"
+                    lines.append(f"{d.name:16} {access:9} {d.owner:10} {d.title}")
+                self.emit(data, "\n".join(lines))
+                return
+            name = self.extra_args[0]
+            if self.refresh:
+                p.catalog.refresh(user, name, p.workspace_config().admins)
+            d = p.catalog.describe(user, name)
+        finally:
+            p.close()
+        lines = [
+            f"{d.name}: {d.title}",
+            f"owner: {d.owner}   tags: {', '.join(d.tags)}",
+            f"source: {d.source}",
+            f"access: {d.access.reason}",
+        ]
+        if d.versions:
+            v = d.versions[0]
+            lines.append(f"version: {v.fingerprint} ({v.row_count} rows, {v.observed_at:%c})")
+        lines.append("columns:")
+        for c in d.columns:
+            masked = f"  [masked: {c.mask}]" if c.masked else ""
+            lines.append(f"  {c.name:20} {c.type:14} {c.description}{masked}")
+        self.emit(d.model_dump(mode="json"), "\n".join(lines))
+
+
+class AuditApp(_Sub):
+    name = "jupyter-dataops-audit"
+    description = "Read the audit log (admins): filters, and --csv for a CSV export."
+    user = Unicode("", help="Only this user's events.").tag(config=True)
+    dataset = Unicode("", help="Only this dataset.").tag(config=True)
+    decision = Unicode("", help="allowed | denied | error").tag(config=True)
+    since = Unicode("", help="ISO 8601 time.").tag(config=True)
+    until = Unicode("", help="ISO 8601 time.").tag(config=True)
+    limit = Int(100, help="At most this many events (newest first).").tag(config=True)
+    csv = Bool(False, help="Write CSV to standard output.").tag(config=True)
+    aliases = {
+        **_Sub.aliases,
+        **{k: f"AuditApp.{k}" for k in ("user", "dataset", "decision", "since", "until", "limit")},
+    }
+    flags = {**_Sub.flags, "csv": ({"AuditApp": {"csv": True}}, "CSV output.")}
+
+    def run(self) -> None:
+        from datetime import datetime
+
+        from .governance import audit
+
+        def when(v: str, what: str) -> datetime | None:
+            try:
+                return datetime.fromisoformat(v) if v else None
+            except ValueError:
+                raise InvalidRequest(f"--{what} must be an ISO 8601 time, got {v!r}") from None
+
+        if self.decision not in ("", "allowed", "denied", "error"):
+            raise InvalidRequest("--decision must be allowed, denied or error")
+        if not 1 <= self.limit <= 100_000:
+            raise InvalidRequest("--limit must be between 1 and 100000")
+        p = self.open_platform()
+        try:
+            user = p.principal(p.kernel_owner())
+            if not p.is_admin(user):
+                raise Forbidden(
+                    f"the audit log is for admins; {user.name!r} is not in the "
+                    f"admins list of {p.config.path}"
+                )
+            q = audit.AuditQuery(
+                user=self.user or None,
+                dataset=self.dataset or None,
+                decision=self.decision or None,
+                since=when(self.since, "since"),
+                until=when(self.until, "until"),
+                limit=self.limit,
+            )
+            events = []
+            while len(events) < self.limit:  # page through the store
+                page = audit.query(p.store, q)
+                events += page.events
+                if page.next_before is None:
+                    break
+                q.before = page.next_before
+        finally:
+            p.close()
+        events = events[: self.limit]
+        if self.csv:
+            sys.stdout.write(audit.to_csv(events))
+            return
+        lines = [
+            f"{e.at:%Y-%m-%d %H:%M:%S} {e.user:10} {e.action:8} {e.dataset:14} "
+            f"{e.decision:8} rows={e.row_count if e.row_count is not None else '-':<8} "
+            f"{e.filter or ''}"
+            for e in events
+        ]
+        self.emit(
+            {"events": [e.model_dump(mode="json") for e in events]}, "\n".join(lines) or "no events"
+        )
+
+
 class DataOpsCLI(JupyterApp):
     name = "jupyter-dataops"
     version = __version__
@@ -145,6 +265,8 @@ class DataOpsCLI(JupyterApp):
         "validate": (ValidateApp, ValidateApp.description),
         "migrate": (MigrateApp, MigrateApp.description),
         "demo": (DemoApp, DemoApp.description),
+        "catalog": (CatalogApp, CatalogApp.description),
+        "audit": (AuditApp, AuditApp.description),
     }
 
     def start(self) -> None:

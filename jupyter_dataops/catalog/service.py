@@ -6,18 +6,27 @@ Blocking code (store, DuckDB, source databases): call it through the platform's 
 from __future__ import annotations
 
 import difflib
+import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 
 from ..config import ColumnMeta, CsvSource, DatasetSpec, ParquetSource, Source
-from ..exceptions import Conflict, DataOpsError, Forbidden, InvalidRequest, NotFound
+from ..exceptions import (
+    BadGateway,
+    Conflict,
+    DataOpsError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+)  # fmt: skip
 from ..governance import audit
 from ..governance.compiler import compile_select
 from ..governance.filters import parse_user_filter
@@ -37,6 +46,29 @@ from ..store import tables as t
 from .sources import FileSource, Snapshot, SqlTableSource, columns_of, open_source
 
 _SOURCE = TypeAdapter(Source)
+log = logging.getLogger(__name__)
+
+
+def _engine_error(e: Exception) -> DataOpsError:
+    """An engine failure as a user error. Engine messages can quote values (even from rows
+    the user may not see), so they go to the server log only, never to the user."""
+    name = type(e).__name__
+    log.warning("query failed: %r", e)
+    if isinstance(e, DataOpsError):
+        return e
+    if name in (
+        "ConversionException",
+        "BinderException",
+        "InvalidInputException",
+        "OutOfRangeException",
+        "NotImplementedException",
+        "ParserException",
+    ):
+        return InvalidRequest(
+            f"the filter could not be evaluated ({name}): check that it "
+            "compares columns with values of their type"
+        )
+    return BadGateway(f"the source failed while being read ({name})")
 
 
 @dataclass
@@ -52,6 +84,21 @@ class Plan:
     masked: list[str]
     filter: str | None
     started: float
+
+    def open(self) -> pa.RecordBatchReader:
+        """Run the statement; engine errors become user errors without engine text."""
+        try:
+            reader = self.source.execute(self.sql)
+        except Exception as e:
+            raise _engine_error(e) from e
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from reader
+            except Exception as e:
+                raise _engine_error(e) from e
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
 class Catalog:
@@ -362,7 +409,8 @@ class Catalog:
                 )
             if len(set(columns)) != len(columns):
                 raise InvalidRequest("columns lists a column twice")
-            where = parse_user_filter(req.where, known) if req.where else None
+            kinds = {c["name"]: c["kind"] for c in current.schema}
+            where = parse_user_filter(req.where, kinds) if req.where else None
             sql = compile_select(
                 source.relation(),
                 columns_of(current.schema),

@@ -136,10 +136,138 @@ def check_tree(
             raise _fail(what, f"unknown type {node.sql()!r}", node, text)
 
 
-def parse_user_filter(text: str, columns: Iterable[str]) -> exp.Expression:
-    """A user's ``where=``, validated against the dataset's columns."""
+_NUMERIC = {"integer", "float", "decimal"}
+_TEXT_FUNCS = (exp.Lower, exp.Upper, exp.Trim, exp.Substring, exp.DPipe)
+_INT_FUNCS = (exp.Length, exp.Year, exp.Month, exp.Day)
+_NUM_FUNCS = (exp.Abs, exp.Round, exp.Floor, exp.Ceil)
+_ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod)
+_LOGIC = (exp.And, exp.Or, exp.Not)
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ)
+
+
+def _family(kind: str | None) -> str | None:
+    if kind in _NUMERIC:
+        return "number"
+    if kind in ("string", "boolean", "temporal"):
+        return kind
+    return None  # unknown: not checked
+
+
+def _type_of(node: exp.Expression, kinds: Mapping[str, str]) -> str | None:
+    """The value family of an expression: number, string, boolean, temporal or None."""
+    if isinstance(node, exp.Paren):
+        return _type_of(node.this, kinds)
+    if isinstance(node, exp.Column):
+        return _family(kinds.get(node.name))
+    if isinstance(node, exp.Literal):
+        return "string" if node.is_string else "number"
+    if isinstance(node, exp.Boolean):
+        return "boolean"
+    if isinstance(node, exp.Tuple):
+        return "tuple"  # only meaningful as the list of an IN
+    if isinstance(node, exp.Null):
+        return None
+    if isinstance(node, exp.Cast):
+        to = node.args["to"]
+        if to.is_type(*exp.DataType.TEXT_TYPES):
+            return "string"
+        if to.is_type(*exp.DataType.NUMERIC_TYPES):
+            return "number"
+        if to.is_type(*exp.DataType.TEMPORAL_TYPES):
+            return "temporal"
+        return "boolean" if to.is_type(exp.DataType.Type.BOOLEAN) else None
+    if isinstance(node, _TEXT_FUNCS):
+        return "string"
+    if isinstance(node, (*_INT_FUNCS, *_NUM_FUNCS, *_ARITHMETIC, exp.Neg)):
+        return "number"
+    if isinstance(node, exp.Coalesce):
+        for arg in [node.this, *node.expressions]:
+            if (t := _type_of(arg, kinds)) is not None:
+                return t
+        return None
+    if isinstance(node, (*_COMPARISONS, *_LOGIC, exp.In, exp.Between, exp.Is, exp.Like, exp.ILike)):
+        return "boolean"
+    return None
+
+
+def _comparable(a: str | None, b: str | None) -> bool:
+    if a is None or b is None or a == b:
+        return True
+    return {a, b} == {"temporal", "string"}  # '2013-01-01' against a timestamp
+
+
+def check_types(tree: exp.Expression, kinds: Mapping[str, str], text: str) -> None:
+    """Reject filters whose types cannot work, before an engine trips over a value."""
+
+    def describe(node: exp.Expression, t: str | None) -> str:
+        return f"{node.sql(dialect='duckdb', comments=False)} ({t or 'unknown'})"
+
+    def need_bool(node: exp.Expression) -> None:
+        t = _type_of(node, kinds)
+        if t not in ("boolean", None):
+            raise _fail(
+                "filter",
+                f"{describe(node, t)} is not a condition; compare it, e.g. `column = value`",
+                node,
+                text,
+            )
+
+    need_bool(tree)
+    for node in tree.walk():
+        if isinstance(node, exp.And | exp.Or):
+            need_bool(node.this)
+            need_bool(node.expression)
+        elif isinstance(node, exp.Not):
+            need_bool(node.this)
+        elif isinstance(node, _COMPARISONS):
+            a, b = _type_of(node.this, kinds), _type_of(node.expression, kinds)
+            if not _comparable(a, b):
+                raise _fail(
+                    "filter",
+                    f"cannot compare {describe(node.this, a)} with {describe(node.expression, b)}",
+                    node,
+                    text,
+                )
+        elif isinstance(node, exp.In):
+            a = _type_of(node.this, kinds)
+            for item in node.expressions:
+                if not _comparable(a, b := _type_of(item, kinds)):
+                    raise _fail(
+                        "filter",
+                        f"cannot compare {describe(node.this, a)} with {describe(item, b)}",
+                        item,
+                        text,
+                    )
+        elif isinstance(node, exp.Between):
+            a = _type_of(node.this, kinds)
+            for bound in (node.args["low"], node.args["high"]):
+                if not _comparable(a, b := _type_of(bound, kinds)):
+                    raise _fail(
+                        "filter",
+                        f"cannot compare {describe(node.this, a)} with {describe(bound, b)}",
+                        bound,
+                        text,
+                    )
+        elif isinstance(node, exp.Like | exp.ILike):
+            if _type_of(node.this, kinds) not in ("string", None):
+                raise _fail(
+                    "filter", "LIKE needs text; CAST the column AS VARCHAR first", node, text
+                )
+        elif isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Div | exp.Mod):
+            for side in (node.this, node.expression):
+                t = _type_of(side, kinds)
+                if t not in ("number", None) and not (
+                    t == "temporal" and isinstance(node, exp.Add | exp.Sub)
+                ):
+                    raise _fail("filter", f"arithmetic on {describe(side, t)}", side, text)
+
+
+def parse_user_filter(text: str, columns: Iterable[str] | Mapping[str, str]) -> exp.Expression:
+    """A user's ``where=``, validated against the dataset's columns (and their kinds)."""
     tree = parse_condition(text, "filter")
     check_tree(tree, columns, "filter", text=text)
+    if isinstance(columns, Mapping):
+        check_types(tree, columns, text)
     return tree
 
 

@@ -132,7 +132,7 @@ class PreviewHandler(DataOpsHandler):
 
         def run() -> pa.Table:
             try:
-                table = plan.source.execute(plan.sql).read_all()
+                table = plan.open().read_all()
             except Exception as e:
                 catalog.finish(user, plan, "preview", None, error=type(e).__name__)
                 raise

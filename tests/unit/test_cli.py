@@ -74,3 +74,56 @@ def test_bad_store_url_is_a_clear_error(tmp_path):
     assert r.returncode == 2
     assert "unsupported metadata store" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def _governed_workspace(root: Path) -> None:
+    from tests.server.test_governance import POLICY, write_customers
+
+    write_customers(root / "data" / "customers.parquet")
+    (root / "dataops.yaml").write_text(POLICY)
+
+
+def test_catalog_lists_and_describes(tmp_path):
+    _governed_workspace(tmp_path)
+    r = run("catalog", "--DataOps.local_user=alice", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "customers" in r.stdout and "read" in r.stdout
+    r = run("catalog", "customers", "--json", "--DataOps.local_user=alice", cwd=tmp_path)
+    d = json.loads(r.stdout)
+    assert d["access"]["masked_columns"] == ["balance", "email"]
+    assert d["versions"][0]["row_count"] == 6
+    r = run("catalog", "customer", "--DataOps.local_user=alice", cwd=tmp_path)
+    assert r.returncode == 2 and "did you mean customers" in r.stderr
+
+
+def test_audit_filters_and_csv(tmp_path):
+    from jupyter_dataops.exceptions import Forbidden
+    from jupyter_dataops.models import ReadRequest
+    from jupyter_dataops.platform import Platform
+    from jupyter_dataops.settings import DataOps
+
+    _governed_workspace(tmp_path)
+    p = Platform(DataOps(), tmp_path)
+    try:
+        for name in ("alice", "carol"):
+            user = p.principal(name)
+            try:
+                plan = p.catalog.plan(user, "customers", ReadRequest(), "read")
+            except Forbidden:
+                continue
+            rows = plan.source.execute(plan.sql).read_all().num_rows
+            p.catalog.finish(user, plan, "read", rows)
+    finally:
+        p.close()
+    r = run("audit", "--csv", "--DataOps.local_user=root", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0].startswith("id,at,user,")
+    assert [ln.split(",")[2] for ln in lines[1:]] == ["carol", "alice"]
+    r = run("audit", "--decision=denied", "--json", "--DataOps.local_user=root", cwd=tmp_path)
+    events = json.loads(r.stdout)["events"]
+    assert [(e["user"], e["decision"]) for e in events] == [("carol", "denied")]
+    r = run("audit", "--DataOps.local_user=alice", cwd=tmp_path)
+    assert r.returncode == 2 and "for admins" in r.stderr
+    r = run("audit", "--since=yesterday", "--DataOps.local_user=root", cwd=tmp_path)
+    assert r.returncode == 2 and "ISO 8601" in r.stderr
