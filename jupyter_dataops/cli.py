@@ -205,6 +205,7 @@ class AuditApp(_Sub):
         from datetime import datetime
 
         from .governance import audit
+        from .models import AuditEventInfo
 
         def when(v: str, what: str) -> datetime | None:
             try:
@@ -232,7 +233,7 @@ class AuditApp(_Sub):
                 until=when(self.until, "until"),
                 limit=self.limit,
             )
-            events = []
+            events: list[AuditEventInfo] = []
             while len(events) < self.limit:  # page through the store
                 page = audit.query(p.store, q)
                 events += page.events

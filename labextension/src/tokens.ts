@@ -69,10 +69,72 @@ export type IDataOpsValidateResponse = Ok<'/workspace/validate', 'post'>;
 export type IDataOpsErrorBody = components['schemas']['ErrorResponse'];
 
 /**
+ * The query of `GET dataops/api/v1/datasets`: free text and one tag.
+ */
+export type IDataOpsDatasetQuery = NonNullable<
+  paths['/datasets']['get']['parameters']['query']
+>;
+
+/**
+ * The body of `GET dataops/api/v1/datasets`.
+ */
+export type IDataOpsDatasetList = Ok<'/datasets', 'get'>;
+
+/**
+ * A catalog entry as listed, with what the current user may do with it.
+ */
+export type IDataOpsDatasetSummary = IDataOpsDatasetList['datasets'][number];
+
+/**
+ * The current user's access to a dataset: allowed or not and why, whether a
+ * row filter applies and which columns are masked.
+ */
+export type IDataOpsAccess = IDataOpsDatasetSummary['access'];
+
+/**
+ * The body of `GET dataops/api/v1/datasets/{name}`.
+ */
+export type IDataOpsDatasetDetail = Ok<'/datasets/{name}', 'get'>;
+
+/**
+ * A column of a dataset, with its classification and whether the current
+ * user sees it masked.
+ */
+export type IDataOpsColumn = IDataOpsDatasetDetail['columns'][number];
+
+/**
+ * An observed version of a dataset's data.
+ */
+export type IDataOpsVersion = IDataOpsDatasetDetail['versions'][number];
+
+/**
+ * The query of `GET dataops/api/v1/datasets/{name}/preview`.
+ */
+export type IDataOpsPreviewQuery = NonNullable<
+  paths['/datasets/{name}/preview']['get']['parameters']['query']
+>;
+
+/**
+ * The body of `GET dataops/api/v1/datasets/{name}/preview`: the first rows
+ * the current user may see, masked as the policy says.
+ */
+export type IDataOpsPreview = Ok<'/datasets/{name}/preview', 'get'>;
+
+/**
  * Command ids of the extension.
  */
 export namespace CommandIDs {
   export const refreshStatus = 'jupyter-dataops:refresh-status';
+
+  /**
+   * Open a dataset of the catalog in the main area; args `{name}`.
+   */
+  export const openDataset = 'jupyter-dataops:open-dataset';
+
+  /**
+   * Copy the code that pulls a dataset into a notebook; args `{name}`.
+   */
+  export const copyPullCode = 'jupyter-dataops:copy-pull-code';
 }
 
 /**
@@ -127,4 +189,59 @@ export interface IDataOpsStatusModel extends IDisposable {
 export const IDataOpsStatusModel = new Token<IDataOpsStatusModel>(
   'jupyter-dataops:IDataOpsStatusModel',
   'The status of the DataOps server extension (user, store, workspace policy).'
+);
+
+/**
+ * The catalog as the sidebar shows it: a search, a tag filter and the
+ * matching datasets with the current user's access.
+ */
+export interface IDataOpsCatalogModel extends IDisposable {
+  /**
+   * The search text; setting it fetches the list again after a short pause.
+   */
+  query: string;
+
+  /**
+   * The tag the list is limited to, or `null`; setting it fetches at once.
+   */
+  tag: string | null;
+
+  /**
+   * The datasets matching `query` and `tag`, or `null` before the first answer.
+   */
+  readonly datasets: IDataOpsDatasetSummary[] | null;
+
+  /**
+   * The tags offered as filters: those of the datasets matching `query`,
+   * plus the selected tag.
+   */
+  readonly tags: string[];
+
+  /**
+   * The message of the last failed request, or `null` after a success.
+   */
+  readonly error: string | null;
+
+  /**
+   * Whether a request is under way.
+   */
+  readonly loading: boolean;
+
+  /**
+   * Emitted whenever any of the above changes.
+   */
+  readonly changed: ISignal<IDataOpsCatalogModel, void>;
+
+  /**
+   * Fetch the list now. Never rejects: a failure is kept in `error`.
+   */
+  refresh(): Promise<void>;
+}
+
+/**
+ * The token of the DataOps catalog model.
+ */
+export const IDataOpsCatalogModel = new Token<IDataOpsCatalogModel>(
+  'jupyter-dataops:IDataOpsCatalogModel',
+  'The DataOps data catalog as seen by the current user (search, tags, access).'
 );

@@ -2,7 +2,12 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import type {
+  IDataOpsDatasetDetail,
+  IDataOpsDatasetList,
+  IDataOpsDatasetQuery,
   IDataOpsErrorBody,
+  IDataOpsPreview,
+  IDataOpsPreviewQuery,
   IDataOpsStatus,
   IDataOpsValidateRequest,
   IDataOpsValidateResponse
@@ -66,6 +71,40 @@ export class DataOpsClient {
   }
 
   /**
+   * `GET datasets`: the catalog, searched by text (`q`) and limited to a tag,
+   * with the current user's access to each dataset.
+   */
+  listDatasets(query: IDataOpsDatasetQuery = {}): Promise<IDataOpsDatasetList> {
+    return this._request<IDataOpsDatasetList>('datasets', {}, query);
+  }
+
+  /**
+   * `GET datasets/{name}`: a dataset's schema, versions (newest first), source
+   * and the current user's access.
+   */
+  getDataset(name: string): Promise<IDataOpsDatasetDetail> {
+    return this._request<IDataOpsDatasetDetail>(
+      `datasets/${encodeURIComponent(name)}`
+    );
+  }
+
+  /**
+   * `GET datasets/{name}/preview`: the first rows the current user may see,
+   * optionally narrowed by a SQL condition (`where`); masked values come as
+   * the server masked them.
+   */
+  previewDataset(
+    name: string,
+    query: IDataOpsPreviewQuery = {}
+  ): Promise<IDataOpsPreview> {
+    return this._request<IDataOpsPreview>(
+      `datasets/${encodeURIComponent(name)}/preview`,
+      {},
+      query
+    );
+  }
+
+  /**
    * `GET openapi.json`: the OpenAPI document of this API.
    */
   getOpenAPIDocument(): Promise<Record<string, unknown>> {
@@ -74,13 +113,13 @@ export class DataOpsClient {
 
   private async _request<T>(
     endpoint: string,
-    init: RequestInit = {}
+    init: RequestInit = {},
+    query: Private.Query = {}
   ): Promise<T> {
-    const url = URLExt.join(
-      this.serverSettings.baseUrl,
-      API_BASE_PATH,
-      endpoint
-    );
+    // The query is added after the join, which would normalize it as a path.
+    const url =
+      URLExt.join(this.serverSettings.baseUrl, API_BASE_PATH, endpoint) +
+      Private.queryString(query);
     let response: Response;
     try {
       response = await ServerConnection.makeRequest(
@@ -118,6 +157,25 @@ export namespace DataOpsClient {
 }
 
 namespace Private {
+  /**
+   * `?a=1&b=2` for the defined, non-empty values of a query, or `''`.
+   */
+  export type Query = Record<
+    string,
+    string | number | boolean | null | undefined
+  >;
+
+  export function queryString(query: Query): string {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) {
+      if (value !== undefined && value !== null && value !== '') {
+        params.set(key, String(value));
+      }
+    }
+    const text = params.toString();
+    return text ? `?${text}` : '';
+  }
+
   /**
    * Turn an error answer into an error carrying the server's own message.
    *

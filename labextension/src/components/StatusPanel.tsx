@@ -1,5 +1,4 @@
 import { TranslationBundle } from '@jupyterlab/translation';
-import { refreshIcon } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import {
@@ -22,46 +21,23 @@ export function StatusPanel(props: IStatusPanelProps): JSX.Element {
   const { status, error, loading } = model;
 
   return (
-    <div className="jp-DataOps-panel">
-      <header className="jp-DataOps-header">
-        <h2 className="jp-DataOps-title">{trans.__('DataOps')}</h2>
-        <button
-          type="button"
-          className="jp-DataOps-refresh jp-ToolbarButtonComponent jp-mod-minimal jp-Button"
-          data-test="dataops-refresh"
-          title={trans.__('Refresh DataOps status')}
-          aria-label={trans.__('Refresh DataOps status')}
-          disabled={loading}
-          onClick={() => void model.refresh()}
-        >
-          <refreshIcon.react tag="span" className="jp-ToolbarButtonComponent-icon" />
-          <span className="jp-ToolbarButtonComponent-label">
-            {trans.__('Refresh')}
-          </span>
-        </button>
-      </header>
-      <div
-        className="jp-DataOps-status"
-        data-test="dataops-status"
-        aria-busy={loading}
-      >
-        {error !== null && (
-          <div
-            className="jp-DataOps-error"
-            role="alert"
-            data-test="dataops-error"
-          >
-            {error}
-          </div>
-        )}
-        {status === null
-          ? error === null && (
-              <p className="jp-DataOps-loading" data-test="dataops-loading">
-                {trans.__('Loading…')}
-              </p>
-            )
-          : <StatusDetails status={status} trans={trans} />}
-      </div>
+    <div
+      className="jp-DataOps-status"
+      data-test="dataops-status"
+      aria-busy={loading}
+    >
+      {error !== null && (
+        <div className="jp-DataOps-error" role="alert" data-test="dataops-error">
+          {error}
+        </div>
+      )}
+      {status === null
+        ? error === null && (
+            <p className="jp-DataOps-loading" data-test="dataops-loading">
+              {trans.__('Loading…')}
+            </p>
+          )
+        : <StatusDetails status={status} trans={trans} />}
     </div>
   );
 }

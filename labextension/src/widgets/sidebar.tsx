@@ -1,11 +1,11 @@
 import { TranslationBundle } from '@jupyterlab/translation';
-import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
+import { ReactWidget } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
-import { StatusPanel } from '../components/StatusPanel';
+import { SidebarPanel, SidebarTab } from '../components/SidebarPanel';
 import { dataopsIcon } from '../icons';
-import { IDataOpsStatusModel } from '../tokens';
+import { IDataOpsCatalogModel, IDataOpsStatusModel } from '../tokens';
 
 /**
  * The id of the DataOps sidebar widget.
@@ -13,45 +13,109 @@ import { IDataOpsStatusModel } from '../tokens';
 export const SIDEBAR_ID = 'jupyter-dataops-sidebar';
 
 /**
- * The DataOps sidebar: a Lumino shell around the React status panel. The
- * model polls only while the sidebar is visible.
+ * The DataOps sidebar: a Lumino shell around the React panel with the tabs
+ * "Status" and "Catalog". The status polls only while its tab is visible;
+ * the catalog is fetched when its tab is first shown.
  */
 export class DataOpsSidebar extends ReactWidget {
   constructor(options: DataOpsSidebar.IOptions) {
     super();
-    this._model = options.model;
+    this._status = options.model;
+    this._catalog = options.catalog;
+    this._openDataset = options.openDataset;
     this._trans = options.trans;
     this.id = SIDEBAR_ID;
     this.addClass('jp-DataOps-sidebar');
     this.title.icon = dataopsIcon;
     this.title.caption = this._trans.__('DataOps');
+    // Widget.dispose() clears these connections.
+    this._status.changed.connect(this._onModelChanged, this);
+    this._catalog.changed.connect(this._onModelChanged, this);
+  }
+
+  /**
+   * The visible tab.
+   */
+  get tab(): SidebarTab {
+    return this._tab;
+  }
+
+  set tab(tab: SidebarTab) {
+    if (tab === this._tab) {
+      return;
+    }
+    this._tab = tab;
+    this._syncModels();
+    this.update();
   }
 
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
-    this._model.startPolling();
+    this._syncModels();
   }
 
   protected onAfterHide(msg: Message): void {
     super.onAfterHide(msg);
-    this._model.stopPolling();
+    this._status.stopPolling();
   }
 
   render(): JSX.Element {
     return (
-      <UseSignal signal={this._model.changed}>
-        {() => <StatusPanel model={this._model} trans={this._trans} />}
-      </UseSignal>
+      <SidebarPanel
+        tab={this._tab}
+        onTabChange={tab => {
+          this.tab = tab;
+        }}
+        status={this._status}
+        catalog={this._catalog}
+        onOpenDataset={this._openDataset}
+        trans={this._trans}
+      />
     );
   }
 
-  private _model: IDataOpsStatusModel;
+  private _syncModels(): void {
+    if (!this.isVisible) {
+      return;
+    }
+    if (this._tab === 'status') {
+      this._status.startPolling();
+    } else {
+      this._status.stopPolling();
+      if (this._catalog.datasets === null && !this._catalog.loading) {
+        void this._catalog.refresh();
+      }
+    }
+  }
+
+  private _onModelChanged(): void {
+    this.update();
+  }
+
+  private _status: IDataOpsStatusModel;
+  private _catalog: IDataOpsCatalogModel;
+  private _openDataset: (name: string) => void;
   private _trans: TranslationBundle;
+  private _tab: SidebarTab = 'status';
 }
 
 export namespace DataOpsSidebar {
   export interface IOptions {
+    /**
+     * The status model.
+     */
     model: IDataOpsStatusModel;
+
+    /**
+     * The catalog model.
+     */
+    catalog: IDataOpsCatalogModel;
+
+    /**
+     * Open a dataset in the main area.
+     */
+    openDataset: (name: string) => void;
+
     trans: TranslationBundle;
   }
 }
