@@ -396,3 +396,34 @@ async def test_postgres_source_is_governed_in_the_database(pull, workspace, pg_u
     assert rows[1]["email"] == "****e.eu" and rows[1]["balance"] == 1200.0
     code, t, _ = await pull("bob", "customers", where="plan = 'pro'", columns=["id", "email"])
     assert sorted(t.to_pylist(), key=lambda r: r["id"])[0] == {"id": 1, "email": EMAILS[0]}
+
+
+async def test_unreachable_sql_source_is_502_without_secrets(pull, workspace):
+    policy = POLICY.replace(
+        "source: {type: parquet, path: data/customers.parquet}",
+        "source: {type: sql, url: 'postgresql://app:hunter2@127.0.0.1:1/none', table: customers}",
+    )
+    (workspace / "dataops.yaml").write_text(policy)
+    code, body, raw = await pull("bob", "customers")
+    assert code == 502 and body["error"]["code"] == "bad_gateway"
+    assert b"hunter2" not in raw and "***" in body["error"]["message"]
+
+
+class HubLikeUsers(TokenUsers):
+    """Stands in for JupyterHub's identity provider (no hub can run in these tests): its
+    users carry the hub's model in ``hub_user``, as jupyterhub.singleuser's do."""
+
+    def get_user(self, handler):  # type: ignore[no-untyped-def]
+        user = super().get_user(handler)
+        if user is not None:
+            user.hub_user = {"name": user.username, "groups": ["support"]}  # type: ignore[attr-defined]
+        return user
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_hub_groups_count(jp_serverapp, as_user):
+    jp_serverapp.web_app.settings["identity_provider"] = HubLikeUsers(parent=jp_serverapp)
+    code, body = await as_user("carol", "GET", "status")
+    assert body["user"]["groups"] == ["support"]  # from the hub, not from dataops.yaml
+    code, body = await as_user("carol", "GET", "datasets/customers/preview")
+    assert code == 200 and len(body["rows"]) == 6
