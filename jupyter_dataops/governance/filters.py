@@ -212,6 +212,17 @@ def check_types(tree: exp.Expression, kinds: Mapping[str, str], text: str) -> No
                 text,
             )
 
+    def need_comparable(left: exp.Expression, others: list[exp.Expression]) -> None:
+        a = _type_of(left, kinds)
+        for other in others:
+            if not _comparable(a, b := _type_of(other, kinds)):
+                raise _fail(
+                    "filter",
+                    f"cannot compare {describe(left, a)} with {describe(other, b)}",
+                    other,
+                    text,
+                )
+
     need_bool(tree)
     for node in tree.walk():
         if isinstance(node, exp.And | exp.Or):
@@ -220,34 +231,11 @@ def check_types(tree: exp.Expression, kinds: Mapping[str, str], text: str) -> No
         elif isinstance(node, exp.Not):
             need_bool(node.this)
         elif isinstance(node, _COMPARISONS):
-            a, b = _type_of(node.this, kinds), _type_of(node.expression, kinds)
-            if not _comparable(a, b):
-                raise _fail(
-                    "filter",
-                    f"cannot compare {describe(node.this, a)} with {describe(node.expression, b)}",
-                    node,
-                    text,
-                )
+            need_comparable(node.this, [node.expression])
         elif isinstance(node, exp.In):
-            a = _type_of(node.this, kinds)
-            for item in node.expressions:
-                if not _comparable(a, b := _type_of(item, kinds)):
-                    raise _fail(
-                        "filter",
-                        f"cannot compare {describe(node.this, a)} with {describe(item, b)}",
-                        item,
-                        text,
-                    )
+            need_comparable(node.this, list(node.expressions))
         elif isinstance(node, exp.Between):
-            a = _type_of(node.this, kinds)
-            for bound in (node.args["low"], node.args["high"]):
-                if not _comparable(a, b := _type_of(bound, kinds)):
-                    raise _fail(
-                        "filter",
-                        f"cannot compare {describe(node.this, a)} with {describe(bound, b)}",
-                        bound,
-                        text,
-                    )
+            need_comparable(node.this, [node.args["low"], node.args["high"]])
         elif isinstance(node, exp.Like | exp.ILike):
             if _type_of(node.this, kinds) not in ("string", None):
                 raise _fail(

@@ -7,15 +7,23 @@ from typing import Any
 import pytest
 
 
-@pytest.fixture
-def jp_server_config(store_url: str) -> dict[str, Any]:
-    return {
+def server_config(store_url: str, **extra: Any) -> dict[str, Any]:
+    """Jupyter Server config with the extension on, auth enforced, and ``store_url``."""
+    config: dict[str, Any] = {
         "ServerApp": {
             "jpserver_extensions": {"jupyter_dataops": True, "jupyter_server_terminals": False},
             "allow_unauthenticated_access": False,
         },
         "DataOps": {"db_url": store_url, "local_user": "ada"},
     }
+    for section, values in extra.items():
+        config.setdefault(section, {}).update(values)
+    return config
+
+
+@pytest.fixture
+def jp_server_config(store_url: str) -> dict[str, Any]:
+    return server_config(store_url)
 
 
 @pytest.fixture

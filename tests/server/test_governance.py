@@ -17,6 +17,8 @@ import pytest
 import sqlalchemy as sa
 from jupyter_server.auth import IdentityProvider, User
 
+from tests.server.conftest import server_config
+
 CUSTOMERS = [
     # id, email, region, balance, plan
     (1, "alice.secret@example.eu", "EU", 1234.56, "pro"),
@@ -93,15 +95,11 @@ def write_customers(path: Path) -> None:
 
 @pytest.fixture
 def jp_server_config(store_url: str) -> dict[str, Any]:
-    return {
-        "ServerApp": {
-            "jpserver_extensions": {"jupyter_dataops": True, "jupyter_server_terminals": False},
-            "allow_unauthenticated_access": False,
-            "identity_provider_class": TokenUsers,
-        },
-        "IdentityProvider": {"token": "tok-root"},
-        "DataOps": {"db_url": store_url},
-    }
+    return server_config(
+        store_url,
+        ServerApp={"identity_provider_class": TokenUsers},
+        IdentityProvider={"token": "tok-root"},
+    )
 
 
 @pytest.fixture
