@@ -3,19 +3,143 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
+import {
+  Clipboard,
+  ICommandPalette,
+  Notification,
+  WidgetTracker
+} from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
-import { refreshIcon } from '@jupyterlab/ui-components';
+import { copyIcon, refreshIcon } from '@jupyterlab/ui-components';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
 import { DataOpsClient } from './api/client';
-import { StatusModel } from './model';
-import { CommandIDs, IDataOpsStatusModel } from './tokens';
+import { dataopsIcon } from './icons';
+import { CatalogModel, DatasetModel, pullCode, StatusModel } from './model';
+import {
+  CommandIDs,
+  IDataOpsCatalogModel,
+  IDataOpsStatusModel
+} from './tokens';
+import { createDatasetWidget, DatasetWidget } from './widgets/dataset';
 import { DataOpsSidebar } from './widgets/sidebar';
 
 export * from './tokens';
 
 const SIDEBAR_PLUGIN_ID = 'jupyter-dataops:sidebar';
+const CATALOG_PLUGIN_ID = 'jupyter-dataops:catalog';
+
+/**
+ * The catalog model, the dataset views in the main area and their commands.
+ */
+const catalogPlugin: JupyterFrontEndPlugin<IDataOpsCatalogModel> = {
+  id: CATALOG_PLUGIN_ID,
+  description:
+    'The DataOps data catalog: search, dataset views with schema, access and a governed preview.',
+  autoStart: true,
+  provides: IDataOpsCatalogModel,
+  optional: [ITranslator, ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    translator: ITranslator | null,
+    restorer: ILayoutRestorer | null
+  ): IDataOpsCatalogModel => {
+    const trans = (translator ?? nullTranslator).load('jupyter_dataops');
+    const client = new DataOpsClient({
+      serverSettings: app.serviceManager.serverSettings
+    });
+    const catalog = new CatalogModel({ client });
+    const tracker = new WidgetTracker<DatasetWidget>({
+      namespace: 'jupyter-dataops-dataset'
+    });
+
+    const nameOf = (args: ReadonlyPartialJSONObject): string =>
+      typeof args['name'] === 'string' ? args['name'] : '';
+
+    app.commands.addCommand(CommandIDs.openDataset, {
+      label: args =>
+        nameOf(args)
+          ? trans.__('Open Dataset %1', nameOf(args))
+          : trans.__('Open Dataset'),
+      caption: trans.__(
+        'Show a dataset of the catalog: schema, access and a preview'
+      ),
+      icon: dataopsIcon,
+      describedBy: {
+        args: {
+          type: 'object',
+          properties: {
+            name: { type: 'string', description: 'The dataset name' }
+          },
+          required: ['name']
+        }
+      },
+      execute: async args => {
+        const name = nameOf(args);
+        if (!name) {
+          throw new Error(`${CommandIDs.openDataset} needs a dataset name`);
+        }
+        const open = tracker.find(w => w.content.model.name === name);
+        if (open) {
+          app.shell.activateById(open.id);
+          return open;
+        }
+        const widget = createDatasetWidget({
+          model: new DatasetModel({ client, name }),
+          trans,
+          copyPullCode: () =>
+            void app.commands.execute(CommandIDs.copyPullCode, { name })
+        });
+        await tracker.add(widget);
+        app.shell.add(widget, 'main');
+        app.shell.activateById(widget.id);
+        return widget;
+      }
+    });
+
+    app.commands.addCommand(CommandIDs.copyPullCode, {
+      label: args =>
+        nameOf(args)
+          ? trans.__('Copy Pull Code of %1', nameOf(args))
+          : trans.__('Copy Pull Code'),
+      caption: trans.__('Copy the code that pulls a dataset into a notebook'),
+      icon: copyIcon,
+      describedBy: {
+        args: {
+          type: 'object',
+          properties: {
+            name: { type: 'string', description: 'The dataset name' }
+          },
+          required: ['name']
+        }
+      },
+      execute: args => {
+        const name = nameOf(args);
+        if (!name) {
+          throw new Error(`${CommandIDs.copyPullCode} needs a dataset name`);
+        }
+        const code = pullCode(name);
+        Clipboard.copyToSystem(code);
+        Notification.success(trans.__('Copied: %1', code), {
+          autoClose: 3000
+        });
+      }
+    });
+
+    restorer
+      ?.restore(tracker, {
+        command: CommandIDs.openDataset,
+        args: widget => ({ name: widget.content.model.name }),
+        name: widget => widget.content.model.name
+      })
+      .catch(reason => {
+        console.error('Failed to restore the DataOps dataset views.', reason);
+      });
+
+    return catalog;
+  }
+};
 
 /**
  * The DataOps sidebar, its refresh command and the shared status model.
@@ -26,9 +150,11 @@ const sidebarPlugin: JupyterFrontEndPlugin<IDataOpsStatusModel> = {
     'The DataOps sidebar: current user and groups, metadata store and workspace policy status.',
   autoStart: true,
   provides: IDataOpsStatusModel,
+  requires: [IDataOpsCatalogModel],
   optional: [ITranslator, ISettingRegistry, ICommandPalette, ILayoutRestorer],
   activate: (
     app: JupyterFrontEnd,
+    catalog: IDataOpsCatalogModel,
     translator: ITranslator | null,
     settingRegistry: ISettingRegistry | null,
     palette: ICommandPalette | null,
@@ -40,7 +166,18 @@ const sidebarPlugin: JupyterFrontEndPlugin<IDataOpsStatusModel> = {
     });
     const model = new StatusModel({ client });
 
-    const sidebar = new DataOpsSidebar({ model, trans });
+    const sidebar = new DataOpsSidebar({
+      model,
+      catalog,
+      trans,
+      openDataset: name => {
+        app.commands
+          .execute(CommandIDs.openDataset, { name })
+          .catch(reason => {
+            console.error(`Failed to open the dataset ${name}.`, reason);
+          });
+      }
+    });
     app.shell.add(sidebar, 'left', { rank: 1000 });
     restorer?.add(sidebar, sidebar.id);
 
@@ -78,4 +215,4 @@ const sidebarPlugin: JupyterFrontEndPlugin<IDataOpsStatusModel> = {
   }
 };
 
-export default [sidebarPlugin];
+export default [catalogPlugin, sidebarPlugin];

@@ -151,6 +151,15 @@ export namespace StatusModel {
 }
 
 /**
+ * The code that pulls a dataset into a notebook, e.g.
+ * `df = dops.pull("flights")`.
+ */
+export function pullCode(name: string): string {
+  // A JSON string is a valid Python string literal for any dataset name.
+  return `df = dops.pull(${JSON.stringify(name)})`;
+}
+
+/**
  * The catalog as the sidebar shows it. Typing in the search box sets `query`
  * many times; the list is fetched once the typing pauses, and answers to
  * superseded requests are dropped.
@@ -356,8 +365,7 @@ export class DatasetModel implements IDisposable {
    * The code that pulls this dataset into a notebook.
    */
   get pullCode(): string {
-    // A JSON string is a valid Python string literal for any dataset name.
-    return `df = dops.pull(${JSON.stringify(this.name)})`;
+    return pullCode(this.name);
   }
 
   get changed(): ISignal<DatasetModel, void> {

@@ -42,6 +42,86 @@ groups:
     members: [root]
 """
 
+# A small governed catalog: root (an analyst) may read the EU customers with emails masked,
+# the reference regions in full, and nothing of `secret`.
+CATALOG_CONFIG = """\
+groups:
+  analysts:
+    members: [root]
+datasets:
+  customers:
+    title: Customers
+    description: One row per customer account, from the CRM export.
+    owner: ada
+    tags: [crm, pii]
+    source: {type: parquet, path: data/customers.parquet}
+    columns:
+      id: {description: Account id}
+      email: {description: Contact address, classification: [pii]}
+      region: {description: Sales region}
+  secret:
+    title: Customer credit scores
+    description: Scores from the credit bureau; restricted.
+    owner: ada
+    tags: [finance]
+    source: {type: parquet, path: data/scores.parquet}
+  regions:
+    title: Sales regions
+    owner: ada
+    tags: [reference]
+    source: {type: parquet, path: data/regions.parquet}
+grants:
+  - description: Analysts see the EU customers
+    groups: [analysts]
+    datasets: [customers]
+    row_filter: region = 'EU'
+  - groups: [analysts]
+    datasets: [regions]
+masks:
+  - description: Personal data stays masked
+    classifications: [pii]
+    function: partial
+"""
+
+CUSTOMERS: dict[str, list[Any]] = {
+    "id": [1, 2, 3, 4, 5, 6],
+    "email": [
+        "ann.lee@example.com",
+        "bob.ray@example.org",
+        "cyd.kim@example.net",
+        "dan.fox@example.com",
+        "eve.ng@example.org",
+        "fay.oh@example.net",
+    ],
+    "region": ["EU", "US", "EU", "APAC", "EU", "US"],
+}
+
+
+def write_catalog_workspace(root: Path) -> None:
+    """Write CATALOG_CONFIG and its Parquet files into a workspace root."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = root / "data"
+    data.mkdir(exist_ok=True)
+    customers = pa.table(
+        {
+            "id": pa.array(CUSTOMERS["id"], pa.int64()),
+            "email": pa.array(CUSTOMERS["email"], pa.string()),
+            "region": pa.array(CUSTOMERS["region"], pa.string()),
+        }
+    )
+    pq.write_table(customers, data / "customers.parquet")
+    pq.write_table(
+        pa.table({"id": pa.array([1, 2], pa.int64()), "score": [712, 655]}),
+        data / "scores.parquet",
+    )
+    pq.write_table(
+        pa.table({"region": ["EU", "US", "APAC"], "name": ["Europe", "Americas", "Asia"]}),
+        data / "regions.parquet",
+    )
+    (root / "dataops.yaml").write_text(CATALOG_CONFIG)
+
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
@@ -171,6 +251,14 @@ class LabServer:
     def status(self) -> dict[str, Any]:
         return self.get_json("dataops/api/v1/status")
 
+    def get_error(self, path: str, timeout: float = 10.0) -> tuple[int, dict[str, Any]]:
+        """GET a path that must fail; its status and JSON body (`{"error": {...}}`)."""
+        try:
+            self.get_json(path, timeout)
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read().decode())
+        raise AssertionError(f"GET {path} succeeded")
+
 
 def _wait_until_up(server: LabServer) -> None:
     deadline = time.monotonic() + SERVER_START_TIMEOUT
@@ -190,11 +278,23 @@ def _wait_until_up(server: LabServer) -> None:
 
 
 @pytest.fixture
-def lab_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LabServer]:
-    """A real `jupyter lab` on a free port, serving a fresh workspace with a dataops.yaml."""
+def lab_workspace(tmp_path: Path) -> Path:
+    """The lab's root dir, with a dataops.yaml making root an analyst.
+
+    Override it (requesting it by the same name) to seed more before the server starts.
+    """
     root = tmp_path / "workspace"
     root.mkdir()
     (root / "dataops.yaml").write_text(VALID_CONFIG)
+    return root
+
+
+@pytest.fixture
+def lab_server(
+    lab_workspace: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[LabServer]:
+    """A real `jupyter lab` on a free port, serving `lab_workspace`."""
+    root = lab_workspace
     config_dir = tmp_path / "jupyter_config"
     runtime_dir = tmp_path / "jupyter_runtime"
     # No "news" toast over the screenshots; this page config lives only in the temp config dir.

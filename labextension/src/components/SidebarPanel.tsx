@@ -1,0 +1,129 @@
+import { TranslationBundle } from '@jupyterlab/translation';
+import { refreshIcon } from '@jupyterlab/ui-components';
+import * as React from 'react';
+
+import { IDataOpsCatalogModel, IDataOpsStatusModel } from '../tokens';
+import { CatalogPanel } from './CatalogPanel';
+import { StatusPanel } from './StatusPanel';
+
+/**
+ * The tabs of the DataOps sidebar.
+ */
+export type SidebarTab = 'status' | 'catalog';
+
+export interface ISidebarPanelProps {
+  tab: SidebarTab;
+  onTabChange: (tab: SidebarTab) => void;
+  status: IDataOpsStatusModel;
+  catalog: IDataOpsCatalogModel;
+  onOpenDataset: (name: string) => void;
+  trans: TranslationBundle;
+}
+
+/**
+ * The DataOps sidebar: a header with a refresh button for the visible tab,
+ * then the tabs "Status | Catalog".
+ */
+export function SidebarPanel(props: ISidebarPanelProps): JSX.Element {
+  const { tab, onTabChange, status, catalog, onOpenDataset, trans } = props;
+  const tabs: [SidebarTab, string][] = [
+    ['status', trans.__('Status')],
+    ['catalog', trans.__('Catalog')]
+  ];
+  const refresh =
+    tab === 'status'
+      ? {
+          label: trans.__('Refresh DataOps status'),
+          loading: status.loading,
+          run: () => status.refresh()
+        }
+      : {
+          label: trans.__('Refresh the catalog'),
+          loading: catalog.loading,
+          run: () => catalog.refresh()
+        };
+
+  const onKeyDown = (event: React.KeyboardEvent) => {
+    // Arrow keys move between tabs, as in any ARIA tab list.
+    if (event.key !== 'ArrowLeft' && event.key !== 'ArrowRight') {
+      return;
+    }
+    event.preventDefault();
+    const index = tabs.findIndex(([id]) => id === tab);
+    const step = event.key === 'ArrowRight' ? 1 : tabs.length - 1;
+    const next = tabs[(index + step) % tabs.length][0];
+    onTabChange(next);
+    const node = document.getElementById(Private.tabId(next));
+    node?.focus();
+  };
+
+  return (
+    <div className="jp-DataOps-panel">
+      <header className="jp-DataOps-header">
+        <h2 className="jp-DataOps-title">{trans.__('DataOps')}</h2>
+        <button
+          type="button"
+          className="jp-DataOps-refresh jp-ToolbarButtonComponent jp-mod-minimal jp-Button"
+          data-test="dataops-refresh"
+          title={refresh.label}
+          aria-label={refresh.label}
+          disabled={refresh.loading}
+          onClick={() => void refresh.run()}
+        >
+          <refreshIcon.react
+            tag="span"
+            className="jp-ToolbarButtonComponent-icon"
+          />
+          <span className="jp-ToolbarButtonComponent-label">
+            {trans.__('Refresh')}
+          </span>
+        </button>
+      </header>
+      <div
+        className="jp-DataOps-tabs"
+        role="tablist"
+        aria-label={trans.__('DataOps')}
+        onKeyDown={onKeyDown}
+      >
+        {tabs.map(([id, label]) => (
+          <button
+            key={id}
+            type="button"
+            role="tab"
+            id={Private.tabId(id)}
+            className={`jp-DataOps-tab${id === tab ? ' jp-mod-active' : ''}`}
+            aria-selected={id === tab}
+            aria-controls={Private.panelId(id)}
+            tabIndex={id === tab ? 0 : -1}
+            data-test={`dataops-tab-${id}`}
+            onClick={() => onTabChange(id)}
+          >
+            {label}
+          </button>
+        ))}
+      </div>
+      <div
+        className="jp-DataOps-tabpanel"
+        role="tabpanel"
+        id={Private.panelId(tab)}
+        aria-labelledby={Private.tabId(tab)}
+      >
+        {tab === 'status' ? (
+          <StatusPanel model={status} trans={trans} />
+        ) : (
+          <CatalogPanel model={catalog} onOpen={onOpenDataset} trans={trans} />
+        )}
+      </div>
+    </div>
+  );
+}
+
+namespace Private {
+  export function tabId(tab: SidebarTab): string {
+    return `jp-DataOps-tab-${tab}`;
+  }
+
+  export function panelId(tab: SidebarTab): string {
+    return `jp-DataOps-tabpanel-${tab}`;
+  }
+}
