@@ -56,6 +56,7 @@ openapi: $(VENV)/.test
 
 bench: $(VENV)/.test
 	$(PY) bench/import_time.py
+	$(PY) bench/pull.py
 
 clean:
 	rm -rf $(VENV) labextension/node_modules labextension/lib jupyter_dataops/labextension
