@@ -55,7 +55,7 @@ def openapi_document() -> dict[str, Any]:
         for method, op in sorted(h.operations.items()):
             ok_schema = ref(op.response) if op.response else {"type": "object"}
             entry: dict[str, Any] = {
-                "operationId": f"{method}_{h.path.replace('/', '_').replace('.', '_')}",
+                "operationId": method + re.sub(r"[^A-Za-z0-9]+", "_", path).rstrip("_"),
                 "summary": op.summary,
                 "responses": {
                     "200": {

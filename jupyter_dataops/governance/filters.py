@@ -80,8 +80,16 @@ def parse_condition(text: str, what: str = "filter") -> exp.Expression:
         tree = cast(exp.Expression, sqlglot.parse_one(text, read="duckdb", into=exp.Condition))
     except ParseError as e:
         err = e.errors[0] if e.errors else {}
+        token = str(err.get("highlight") or "")
+        desc = str(err.get("description") or e)
+        # sqlglot's words name its classes; say it in the user's terms instead.
+        if desc.startswith("Required keyword"):
+            desc = f"{token!r} is missing an operand" if token else "incomplete expression"
+        elif desc.startswith("Invalid expression") or desc.startswith("Unexpected token"):
+            desc = f"unexpected {token!r}" if token else "unexpected end"
         pos = {"line": err.get("line"), "column": err.get("col")}
-        desc = err.get("description") or str(e)
+        if isinstance(pos["column"], int) and token:
+            pos["column"] = max(1, pos["column"] - len(token) + 1)  # where the token starts
         raise FilterError(
             f"invalid {what} at line {pos['line']}, column {pos['column']}: {desc}",
             details={k: v for k, v in pos.items() if v is not None},

@@ -30,7 +30,7 @@ KINDS = {"id": "integer", "name": "string", "x": "float", "ok": "boolean", "t": 
         ("x BETWEEN 'a' AND 2", "cannot compare x (number) with 'a' (string)"),
         ("nmae = 'x'", "unknown column 'nmae'; did you mean name?"),
         ("read_parquet('/etc/passwd') IS NULL", "is not allowed"),
-        ("id = 1 UNION SELECT 1", "Invalid expression"),
+        ("id = 1 UNION SELECT 1", "unexpected 'UNION'"),
     ],
 )
 def test_type_and_shape_errors_are_clear(where, message):
@@ -131,3 +131,10 @@ def test_compiled_statement_quotes_identifiers_and_limits():
     con.execute("INSERT INTO t VALUES ('a', 1), ('b', 0), ('c', 2)")
     assert sorted(con.execute(sql).fetchall()) == [("a",), ("c",)]
     assert sql.endswith("LIMIT 5")
+
+
+def test_parse_errors_speak_the_users_language():
+    with pytest.raises(FilterError) as e:
+        parse_user_filter("region = = 'x'", KINDS)
+    assert "sqlglot" not in e.value.message and "class" not in e.value.message
+    assert e.value.details == {"line": 1, "column": 10}

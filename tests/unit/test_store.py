@@ -87,3 +87,18 @@ def test_concurrent_migrations_on_postgres(pg_url):
 def test_unsupported_store_urls_get_clear_errors(url):
     with pytest.raises(InvalidRequest, match=r"db_url|unsupported"):
         Store(url)
+
+
+def test_times_come_back_in_utc(store_url):
+    """SQLite hands back naive datetimes; the store makes them aware UTC everywhere."""
+    store = Store(store_url)
+    try:
+        store.migrate()
+        with store.session() as s:
+            s.add(Dataset(name="a", owner="ada"))
+        with store.session() as s:
+            row = s.scalar(sa.select(Dataset))
+            assert row.created_at.utcoffset() is not None
+            assert row.created_at.utcoffset().total_seconds() == 0
+    finally:
+        store.close()

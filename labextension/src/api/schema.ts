@@ -47,7 +47,7 @@ export interface paths {
             cookie?: never;
         };
         /** A dataset: schema, versions, owner, and your access */
-        get: operations["get_datasets_(?P<name>[^_]+)"];
+        get: operations["get_datasets_name"];
         put?: never;
         post?: never;
         delete?: never;
@@ -64,7 +64,7 @@ export interface paths {
             cookie?: never;
         };
         /** The first rows you may see, as JSON */
-        get: operations["get_datasets_(?P<name>[^_]+)_preview"];
+        get: operations["get_datasets_name_preview"];
         put?: never;
         post?: never;
         delete?: never;
@@ -83,7 +83,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Read governed data as an Arrow IPC stream (application/vnd.apache.arrow.stream); the response headers X-DataOps-Version and X-DataOps-Masked say what you got */
-        post: operations["post_datasets_(?P<name>[^_]+)_pull"];
+        post: operations["post_datasets_name_pull"];
         delete?: never;
         options?: never;
         head?: never;
@@ -100,7 +100,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Observe the source now and record its version (owner, admins) */
-        post: operations["post_datasets_(?P<name>[^_]+)_refresh"];
+        post: operations["post_datasets_name_refresh"];
         delete?: never;
         options?: never;
         head?: never;
@@ -641,7 +641,7 @@ export interface operations {
             };
         };
     };
-    "get_datasets_(?P<name>[^_]+)": {
+    get_datasets_name: {
         parameters: {
             query?: never;
             header?: never;
@@ -672,7 +672,7 @@ export interface operations {
             };
         };
     };
-    "get_datasets_(?P<name>[^_]+)_preview": {
+    get_datasets_name_preview: {
         parameters: {
             query?: {
                 /** @description rows, at most 1000; default 20 */
@@ -708,7 +708,7 @@ export interface operations {
             };
         };
     };
-    "post_datasets_(?P<name>[^_]+)_pull": {
+    post_datasets_name_pull: {
         parameters: {
             query?: never;
             header?: never;
@@ -743,7 +743,7 @@ export interface operations {
             };
         };
     };
-    "post_datasets_(?P<name>[^_]+)_refresh": {
+    post_datasets_name_refresh: {
         parameters: {
             query?: never;
             header?: never;
