@@ -185,6 +185,38 @@ class CatalogApp(_Sub):
         self.emit(d.model_dump(mode="json"), "\n".join(lines))
 
 
+class RegisterApp(_Sub):
+    name = "jupyter-dataops-register"
+    description = "Register a dataset you own from a YAML/JSON file: name, title, source, ..."
+
+    def run(self) -> None:
+        import yaml
+        from pydantic import ValidationError
+
+        from .models import RegisterDatasetRequest
+
+        if len(self.extra_args) != 1:
+            raise InvalidRequest("usage: jupyter dataops register SPEC.yaml")
+        path = Path(self.extra_args[0])
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            req = RegisterDatasetRequest.model_validate(data)
+        except OSError as e:
+            raise InvalidRequest(f"cannot read {path}: {e.strerror}") from None
+        except (yaml.YAMLError, ValidationError) as e:
+            raise InvalidRequest(f"{path} is not a valid dataset spec: {e}") from None
+        p = self.open_platform()
+        try:
+            d = p.catalog.register(p.principal(p.kernel_owner()), req)
+        finally:
+            p.close()
+        v = d.versions[0]
+        self.emit(
+            d.model_dump(mode="json"),
+            f"registered {d.name} (owner {d.owner}): {v.row_count} rows, version {v.fingerprint}",
+        )
+
+
 class AuditApp(_Sub):
     name = "jupyter-dataops-audit"
     description = "Read the audit log (admins): filters, and --csv for a CSV export."
@@ -267,6 +299,7 @@ class DataOpsCLI(JupyterApp):
         "migrate": (MigrateApp, MigrateApp.description),
         "demo": (DemoApp, DemoApp.description),
         "catalog": (CatalogApp, CatalogApp.description),
+        "register": (RegisterApp, RegisterApp.description),
         "audit": (AuditApp, AuditApp.description),
     }
 

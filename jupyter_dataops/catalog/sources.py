@@ -198,7 +198,15 @@ _SQLGLOT_DIALECT = {
 
 
 class SqlTableSource:
-    """A table or query of a SQL database."""
+    """A table or query of a SQL database.
+
+    PostgreSQL runs the whole governed statement itself (masks, row filter, the user's filter
+    and the limit), read through ADBC straight into Arrow. Other SQLAlchemy databases lack
+    the functions masks need (SQLite has no md5), so their rows are read into the server and
+    DuckDB governs them there, before anything leaves the server.
+    """
+
+    GOVERNED_IN_DUCKDB = "source_rows"
 
     def __init__(self, spec: SqlSource) -> None:
         import sqlalchemy as sa
@@ -209,20 +217,36 @@ class SqlTableSource:
         except sa.exc.ArgumentError as e:
             raise InvalidRequest(f"invalid source URL: {e}") from None
         self.backend = self.url.get_backend_name()
-        self.dialect = _SQLGLOT_DIALECT.get(self.backend, self.backend)
+        self.source_dialect = _SQLGLOT_DIALECT.get(self.backend, self.backend)
+        # The dialect the governed statement is compiled for.
+        self.dialect = "postgres" if self.backend == "postgresql" else "duckdb"
         if spec.query is not None:
             try:
-                parsed = sqlglot.parse(spec.query, read=self.dialect)
+                parsed = sqlglot.parse(spec.query, read=self.source_dialect)
             except sqlglot.errors.ParseError as e:
                 raise InvalidRequest(f"source query does not parse: {e}") from None
             if len(parsed) != 1 or not isinstance(parsed[0], exp.Query):
                 raise InvalidRequest("source query must be one SELECT")
 
-    def relation(self) -> exp.Expression:
+    def native_relation(self) -> str:
+        """The table or query, in the source's own SQL."""
         if self.spec.table is not None:
-            return exp.to_table(self.spec.table, dialect=self.dialect)
-        query = sqlglot.parse_one(self.spec.query or "", read=self.dialect)
-        return exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier("source")))
+            return exp.to_table(self.spec.table, dialect=self.source_dialect).sql(
+                dialect=self.source_dialect
+            )
+        query = sqlglot.parse_one(self.spec.query or "", read=self.source_dialect)
+        sub = exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier("source")))
+        return sub.sql(dialect=self.source_dialect)
+
+    def relation(self) -> exp.Expression:
+        """What the governed statement reads from."""
+        if self.dialect == "postgres":
+            return (
+                sqlglot.parse_one(f"SELECT * FROM {self.native_relation()}", read="postgres")
+                .args["from_"]
+                .this
+            )
+        return exp.to_table(self.GOVERNED_IN_DUCKDB)
 
     def _redacted(self) -> str:
         return self.url.render_as_string(hide_password=True)
@@ -288,19 +312,34 @@ class SqlTableSource:
 
         return pa.RecordBatchReader.from_batches(schema, batches())
 
-    def execute(self, sql: str) -> pa.RecordBatchReader:
+    def _native(self, sql: str) -> pa.RecordBatchReader:
         try:
             return self._fetch(sql)
         except Exception as e:
             raise self._unreachable(e) from e
 
+    def execute(self, sql: str) -> pa.RecordBatchReader:
+        """Run the governed statement (compiled for :attr:`dialect`)."""
+        if self.dialect == "postgres":
+            return self._native(sql)
+        rows = self._native(f"SELECT * FROM {self.native_relation()}")
+        con = duckdb_connect()
+        try:
+            con.register(self.GOVERNED_IN_DUCKDB, rows)
+            reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
+        except Exception:
+            con.close()
+            raise
+        return _closing_reader(reader, con)
+
     def _scalar_row(self, sql: str) -> list[Any]:
-        table = self.execute(sql).read_all()
+        table = self._native(sql).read_all()
         return [table.column(i)[0].as_py() for i in range(table.num_columns)] if len(table) else []
 
     def snapshot(self) -> Snapshot:
-        rel = self.relation().sql(dialect=self.dialect)
-        table = self.execute(f"SELECT * FROM {rel} LIMIT 0").read_all()
+        rel = self.native_relation()
+        # A few rows, so drivers that type by value (SQLAlchemy) report real types.
+        table = self._native(f"SELECT * FROM {rel} LIMIT 100").read_all()
         schema = schema_of(table.schema)
         (count,) = self._scalar_row(f"SELECT COUNT(*) FROM {rel}") or [None]
         if self.spec.version_query:

@@ -127,3 +127,18 @@ def test_audit_filters_and_csv(tmp_path):
     assert r.returncode == 2 and "for admins" in r.stderr
     r = run("audit", "--since=yesterday", "--DataOps.local_user=root", cwd=tmp_path)
     assert r.returncode == 2 and "ISO 8601" in r.stderr
+
+
+def test_register_from_a_spec_file(tmp_path):
+    (tmp_path / "d.csv").write_text("a,b\n1,x\n2,y\n")
+    (tmp_path / "spec.yaml").write_text(
+        "name: mine\ntitle: Mine\nsource: {type: csv, path: d.csv}\n"
+    )
+    r = run("register", "spec.yaml", "--DataOps.local_user=ada", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "registered mine (owner ada): 2 rows" in r.stdout
+    r = run("register", "spec.yaml", "--DataOps.local_user=ada", cwd=tmp_path)
+    assert r.returncode == 2 and "already exists" in r.stderr
+    (tmp_path / "bad.yaml").write_text("name: 1bad\nsource: {}\n")
+    r = run("register", "bad.yaml", cwd=tmp_path)
+    assert r.returncode == 2 and "not a valid dataset spec" in r.stderr
