@@ -112,7 +112,12 @@ def decide(config: WorkspaceConfig, user: Principal, ds: DatasetFacts) -> Decisi
                 masks[col] = m
     return Decision(
         True,
-        "granted by grant " + ", ".join(f"#{i + 1}" for i in matching),
+        "granted by "
+        + "; ".join(
+            f"grant #{i + 1}"
+            + (f" ({config.grants[i].description})" if config.grants[i].description else "")
+            for i in matching
+        ),
         matching,
         row_filter,
         text,
