@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Instance
@@ -68,6 +69,28 @@ class DataOpsApp(ExtensionApp):
     def initialize_handlers(self) -> None:
         self.handlers.extend(handlers())
 
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        await super()._start_jupyter_server_extension(serverapp)
+        # Background work starts here, with the loop running, never at import or in
+        # initialize_settings.
+        from .jobs.executors.local import LocalExecutor
+
+        assert self.platform is not None
+        p = self.platform
+        self.executor = LocalExecutor(
+            p.jobs,
+            p.store.run,
+            os.environ.get(URL_ENV, ""),
+            workers=p.settings.job_workers,
+            warm=p.settings.warm_kernels,
+        )
+        self.settings["dataops_executor"] = self.executor
+        serverapp.web_app.settings["dataops_executor"] = self.executor
+        await self.executor.start()
+
     async def stop_extension(self) -> None:
+        executor = getattr(self, "executor", None)
+        if executor is not None:
+            await executor.stop()
         if self.platform is not None:
             self.platform.close()

@@ -188,3 +188,132 @@ class AuditPage(_Model):
     next_before: int | None = Field(
         default=None, description="Pass as `before` to get the next (older) page."
     )
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+
+RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out")
+
+
+class ParameterInfo(_Model):
+    name: str
+    type: str = Field(description="int | float | str | bool | list | dict | any")
+    default: Any = None
+    help: str = ""
+
+
+class NotebookParameters(_Model):
+    notebook_path: str
+    parameters: list[ParameterInfo]
+
+
+class JobDefinitionRequest(_Model):
+    """Create a job definition (PATCH takes the same fields, all optional)."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+    notebook_path: str = Field(description="Relative to the workspace root.")
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Default values.")
+    kernel_name: str | None = Field(default=None, description="Default: the notebook's.")
+    executor: str = Field(default="local", pattern=r"^(local|dask)$")
+    schedule: str | None = Field(default=None, description="A cron expression.")
+    timezone: str = "UTC"
+    timeout_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    max_retries: int = Field(default=0, ge=0, le=20)
+    retry_backoff_s: float = Field(default=30.0, ge=0, le=24 * 3600)
+    concurrency: int = Field(default=1, ge=1, le=64)
+    tags: list[str] = Field(default_factory=list)
+    output_formats: list[str] = Field(default_factory=list, description="html")
+    paused: bool = False
+
+
+class JobDefinitionPatch(_Model):
+    description: str | None = None
+    notebook_path: str | None = None
+    parameters: dict[str, Any] | None = None
+    kernel_name: str | None = None
+    schedule: str | None = None
+    timezone: str | None = None
+    timeout_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    max_retries: int | None = Field(default=None, ge=0, le=20)
+    retry_backoff_s: float | None = Field(default=None, ge=0, le=24 * 3600)
+    concurrency: int | None = Field(default=None, ge=1, le=64)
+    tags: list[str] | None = None
+    output_formats: list[str] | None = None
+    paused: bool | None = None
+
+
+class JobDefinitionInfo(_Model):
+    id: str
+    name: str
+    description: str
+    notebook_path: str
+    owner: str
+    parameters: dict[str, Any]
+    kernel_name: str
+    executor: str
+    schedule: str | None
+    timezone: str
+    timeout_s: float | None
+    max_retries: int
+    retry_backoff_s: float
+    concurrency: int
+    tags: list[str]
+    output_formats: list[str]
+    paused: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class JobList(_Model):
+    jobs: list[JobDefinitionInfo]
+
+
+class RunRequest(_Model):
+    """Run a job definition, or a notebook directly."""
+
+    job: str | None = Field(default=None, description="A job definition's name or id.")
+    notebook_path: str | None = Field(default=None, description="Or a notebook to run once.")
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    kernel_name: str | None = None
+    timeout_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    output_formats: list[str] | None = None
+    idempotency_key: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Submitting the same key again returns the first run, not a new one.",
+    )
+
+
+class RerunRequest(_Model):
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="Changes to the original run's parameters."
+    )
+
+
+class RunInfo(_Model):
+    id: str
+    job_id: str | None
+    job_name: str | None
+    status: str = Field(description=" | ".join(RUN_STATES))
+    owner: str
+    notebook_path: str
+    notebook_hash: str
+    parameters: dict[str, Any]
+    kernel_name: str
+    executor: str
+    trigger: str
+    triggered_by: str
+    retry_of: str | None
+    attempt: int
+    timeout_s: float | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: dict[str, Any] | None
+    progress: dict[str, Any]
+    outputs: list[str] = Field(description="Names to download from /runs/{id}/outputs/{name}")
+
+
+class RunList(_Model):
+    runs: list[RunInfo]

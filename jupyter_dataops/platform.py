@@ -51,6 +51,11 @@ class Platform:
         from .catalog.service import Catalog
 
         self.catalog = Catalog(self.store, self.config, self.root, self.mask_salt)
+        from .jobs.service import JobService
+
+        self.jobs = JobService(
+            self.store, self.root, self.tokens, lambda: self.workspace_config().admins
+        )
 
     def start_query(self, fn: Callable[[], T]) -> asyncio.Future[T]:
         """Start data-plane work in the query pool; await the result later."""

@@ -55,6 +55,16 @@ class DataOps(LoggingConfigurable):
         config=True
     )
 
+    job_workers = Int(
+        2, help="Runs executed at once by the local executor (each in its own kernel)."
+    ).tag(config=True)
+
+    warm_kernels = Int(
+        2,
+        help="Runner processes kept started ahead of time, kernel ready, so a run does not "
+        "wait for kernel start-up. 0 starts each run's kernel on demand.",
+    ).tag(config=True)
+
     @default("local_user")
     def _default_local_user(self) -> str:
         try:

@@ -13,6 +13,17 @@ from .datasets import (
     PullHandler,
     RefreshHandler,
 )
+from .jobs import (
+    CancelHandler,
+    JobHandler,
+    JobsHandler,
+    LogHandler,
+    OutputHandler,
+    ParametersHandler,
+    RerunHandler,
+    RunHandler,
+    RunsHandler,
+)
 from .openapi import OpenAPIHandler
 from .status import StatusHandler
 from .workspace import ValidateConfigHandler
@@ -26,6 +37,15 @@ RESOURCES: list[type[DataOpsHandler]] = [
     PreviewHandler,
     PullHandler,
     AuditHandler,
+    ParametersHandler,
+    JobsHandler,
+    JobHandler,
+    RunsHandler,
+    RunHandler,
+    CancelHandler,
+    RerunHandler,
+    LogHandler,
+    OutputHandler,
     OpenAPIHandler,
 ]
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -123,26 +124,63 @@ class AuditEvent(Base):
 
 
 class JobDefinition(Base):
+    """A notebook made into a production job: defaults, schedule, limits, owner."""
+
     __tablename__ = "dops_job_definitions"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
     notebook_path: Mapped[str] = mapped_column(Text)
     owner: Mapped[str] = mapped_column(String(128))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    kernel_name: Mapped[str] = mapped_column(String(128), default="python3")
+    executor: Mapped[str] = mapped_column(String(32), default="local")
+    schedule: Mapped[str | None] = mapped_column(String(128))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    timeout_s: Mapped[float | None] = mapped_column(Float)
+    max_retries: Mapped[int] = mapped_column(Integer, default=0)
+    retry_backoff_s: Mapped[float] = mapped_column(Float, default=30.0)
+    concurrency: Mapped[int] = mapped_column(Integer, default=1)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    output_formats: Mapped[list[str]] = mapped_column(JSON, default=list)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class Run(Base):
+    """One execution, with immutable inputs (notebook hash, parameters, kernel, trigger)."""
+
     __tablename__ = "dops_runs"
+    __table_args__ = (UniqueConstraint("owner", "idempotency_key"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     job_id: Mapped[str | None] = mapped_column(
         ForeignKey("dops_job_definitions.id", ondelete="SET NULL"), index=True
     )
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     owner: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    notebook_path: Mapped[str] = mapped_column(Text, default="")
+    notebook_hash: Mapped[str] = mapped_column(String(64), default="")
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    kernel_name: Mapped[str] = mapped_column(String(128), default="python3")
+    executor: Mapped[str] = mapped_column(String(32), default="local")
+    trigger: Mapped[str] = mapped_column(String(16), default="api")  # user|api|schedule|retry
+    triggered_by: Mapped[str] = mapped_column(String(128), default="")
+    retry_of: Mapped[str | None] = mapped_column(String(32))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    timeout_s: Mapped[float | None] = mapped_column(Float)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Which server (host and workspace) queued it: the one that runs and recovers it.
+    host: Mapped[str] = mapped_column(String(512), default="")
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())  # retry back-off
 
 
 class Dashboard(Base):

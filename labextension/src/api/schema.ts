@@ -107,6 +107,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your job definitions (admins: all) */
+        get: operations["get_jobs"];
+        put?: never;
+        /** Create a job definition */
+        post: operations["post_jobs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/{ref}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A job definition (by name or id) */
+        get: operations["get_jobs_ref"];
+        put?: never;
+        post?: never;
+        /** Delete a job definition (its runs are kept) */
+        delete: operations["delete_jobs_ref"];
+        options?: never;
+        head?: never;
+        /** Change a job definition */
+        patch: operations["patch_jobs_ref"];
+        trace?: never;
+    };
+    "/notebooks/parameters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A notebook's parameters, from its `parameters` cell */
+        get: operations["get_notebooks_parameters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/openapi.json": {
         parameters: {
             query?: never;
@@ -118,6 +172,109 @@ export interface paths {
         get: operations["get_openapi_json"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Runs, newest first (yours; admins: all) */
+        get: operations["get_runs"];
+        put?: never;
+        /** Submit a run (201; 200 with the first run for a repeated idempotency key) */
+        post: operations["post_runs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/runs/{run_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A run: state, progress, error, outputs */
+        get: operations["get_runs_run_id"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/runs/{run_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel a queued or running run */
+        post: operations["post_runs_run_id_cancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/runs/{run_id}/log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Follow a run's log as server-sent events (`data:` lines; an `end` event carries the final status) */
+        get: operations["get_runs_run_id_log"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/runs/{run_id}/outputs/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Download an output: notebook, html, log or input */
+        get: operations["get_runs_run_id_outputs_name"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/runs/{run_id}/rerun": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run again, with the same or changed parameters */
+        post: operations["post_runs_run_id_rerun"];
         delete?: never;
         options?: never;
         head?: never;
@@ -368,6 +525,236 @@ export interface components {
         ErrorResponse: {
             error: components["schemas"]["ErrorDetail"];
         };
+        /** JobDefinitionInfo */
+        JobDefinitionInfo: {
+            /** Concurrency */
+            concurrency: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Description */
+            description: string;
+            /** Executor */
+            executor: string;
+            /** Id */
+            id: string;
+            /** Kernel Name */
+            kernel_name: string;
+            /** Max Retries */
+            max_retries: number;
+            /** Name */
+            name: string;
+            /** Notebook Path */
+            notebook_path: string;
+            /** Output Formats */
+            output_formats: string[];
+            /** Owner */
+            owner: string;
+            /** Parameters */
+            parameters: {
+                [key: string]: unknown;
+            };
+            /** Paused */
+            paused: boolean;
+            /** Retry Backoff S */
+            retry_backoff_s: number;
+            /** Schedule */
+            schedule: string | null;
+            /** Tags */
+            tags: string[];
+            /** Timeout S */
+            timeout_s: number | null;
+            /** Timezone */
+            timezone: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** JobDefinitionPatch */
+        JobDefinitionPatch: {
+            /**
+             * Concurrency
+             * @default null
+             */
+            concurrency: number | null;
+            /**
+             * Description
+             * @default null
+             */
+            description: string | null;
+            /**
+             * Kernel Name
+             * @default null
+             */
+            kernel_name: string | null;
+            /**
+             * Max Retries
+             * @default null
+             */
+            max_retries: number | null;
+            /**
+             * Notebook Path
+             * @default null
+             */
+            notebook_path: string | null;
+            /**
+             * Output Formats
+             * @default null
+             */
+            output_formats: string[] | null;
+            /**
+             * Parameters
+             * @default null
+             */
+            parameters: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Paused
+             * @default null
+             */
+            paused: boolean | null;
+            /**
+             * Retry Backoff S
+             * @default null
+             */
+            retry_backoff_s: number | null;
+            /**
+             * Schedule
+             * @default null
+             */
+            schedule: string | null;
+            /**
+             * Tags
+             * @default null
+             */
+            tags: string[] | null;
+            /**
+             * Timeout S
+             * @default null
+             */
+            timeout_s: number | null;
+            /**
+             * Timezone
+             * @default null
+             */
+            timezone: string | null;
+        };
+        /**
+         * JobDefinitionRequest
+         * @description Create a job definition (PATCH takes the same fields, all optional).
+         */
+        JobDefinitionRequest: {
+            /**
+             * Concurrency
+             * @default 1
+             */
+            concurrency: number;
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /**
+             * Executor
+             * @default local
+             */
+            executor: string;
+            /**
+             * Kernel Name
+             * @description Default: the notebook's.
+             * @default null
+             */
+            kernel_name: string | null;
+            /**
+             * Max Retries
+             * @default 0
+             */
+            max_retries: number;
+            /** Name */
+            name: string;
+            /**
+             * Notebook Path
+             * @description Relative to the workspace root.
+             */
+            notebook_path: string;
+            /**
+             * Output Formats
+             * @description html
+             */
+            output_formats?: string[];
+            /**
+             * Parameters
+             * @description Default values.
+             */
+            parameters?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Paused
+             * @default false
+             */
+            paused: boolean;
+            /**
+             * Retry Backoff S
+             * @default 30
+             */
+            retry_backoff_s: number;
+            /**
+             * Schedule
+             * @description A cron expression.
+             * @default null
+             */
+            schedule: string | null;
+            /** Tags */
+            tags?: string[];
+            /**
+             * Timeout S
+             * @default null
+             */
+            timeout_s: number | null;
+            /**
+             * Timezone
+             * @default UTC
+             */
+            timezone: string;
+        };
+        /** JobList */
+        JobList: {
+            /** Jobs */
+            jobs: components["schemas"]["JobDefinitionInfo"][];
+        };
+        /** NotebookParameters */
+        NotebookParameters: {
+            /** Notebook Path */
+            notebook_path: string;
+            /** Parameters */
+            parameters: components["schemas"]["ParameterInfo"][];
+        };
+        /** ParameterInfo */
+        ParameterInfo: {
+            /**
+             * Default
+             * @default null
+             */
+            default: unknown;
+            /**
+             * Help
+             * @default
+             */
+            help: string;
+            /** Name */
+            name: string;
+            /**
+             * Type
+             * @description int | float | str | bool | list | dict | any
+             */
+            type: string;
+        };
         /** PreviewResponse */
         PreviewResponse: {
             /** Columns */
@@ -435,6 +822,125 @@ export interface components {
              * @default
              */
             title: string;
+        };
+        /** RerunRequest */
+        RerunRequest: {
+            /**
+             * Parameters
+             * @description Changes to the original run's parameters.
+             * @default null
+             */
+            parameters: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /** RunInfo */
+        RunInfo: {
+            /** Attempt */
+            attempt: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Error */
+            error: {
+                [key: string]: unknown;
+            } | null;
+            /** Executor */
+            executor: string;
+            /** Finished At */
+            finished_at: string | null;
+            /** Id */
+            id: string;
+            /** Job Id */
+            job_id: string | null;
+            /** Job Name */
+            job_name: string | null;
+            /** Kernel Name */
+            kernel_name: string;
+            /** Notebook Hash */
+            notebook_hash: string;
+            /** Notebook Path */
+            notebook_path: string;
+            /**
+             * Outputs
+             * @description Names to download from /runs/{id}/outputs/{name}
+             */
+            outputs: string[];
+            /** Owner */
+            owner: string;
+            /** Parameters */
+            parameters: {
+                [key: string]: unknown;
+            };
+            /** Progress */
+            progress: {
+                [key: string]: unknown;
+            };
+            /** Retry Of */
+            retry_of: string | null;
+            /** Started At */
+            started_at: string | null;
+            /**
+             * Status
+             * @description queued | running | succeeded | failed | cancelled | timed_out
+             */
+            status: string;
+            /** Timeout S */
+            timeout_s: number | null;
+            /** Trigger */
+            trigger: string;
+            /** Triggered By */
+            triggered_by: string;
+        };
+        /** RunList */
+        RunList: {
+            /** Runs */
+            runs: components["schemas"]["RunInfo"][];
+        };
+        /**
+         * RunRequest
+         * @description Run a job definition, or a notebook directly.
+         */
+        RunRequest: {
+            /**
+             * Idempotency Key
+             * @description Submitting the same key again returns the first run, not a new one.
+             * @default null
+             */
+            idempotency_key: string | null;
+            /**
+             * Job
+             * @description A job definition's name or id.
+             * @default null
+             */
+            job: string | null;
+            /**
+             * Kernel Name
+             * @default null
+             */
+            kernel_name: string | null;
+            /**
+             * Notebook Path
+             * @description Or a notebook to run once.
+             * @default null
+             */
+            notebook_path: string | null;
+            /**
+             * Output Formats
+             * @default null
+             */
+            output_formats: string[] | null;
+            /** Parameters */
+            parameters?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Timeout S
+             * @default null
+             */
+            timeout_s: number | null;
         };
         /** StatusResponse */
         StatusResponse: {
@@ -774,6 +1280,197 @@ export interface operations {
             };
         };
     };
+    get_jobs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobList"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_jobs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JobDefinitionRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobDefinitionInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_jobs_ref: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ref: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobDefinitionInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    delete_jobs_ref: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ref: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    patch_jobs_ref: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ref: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JobDefinitionPatch"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobDefinitionInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_notebooks_parameters: {
+        parameters: {
+            query?: {
+                /** @description notebook path in the workspace */
+                path?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotebookParameters"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     get_openapi_json: {
         parameters: {
             query?: never;
@@ -790,6 +1487,235 @@ export interface operations {
                 };
                 content: {
                     "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_runs: {
+        parameters: {
+            query?: {
+                /** @description job name or id */
+                job?: string;
+                /** @description queued | running | succeeded | failed | cancelled | timed_out */
+                status?: string;
+                /** @description at most 500, default 50 */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunList"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_runs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RunRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_runs_run_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_runs_run_id_cancel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_runs_run_id_log: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_runs_run_id_outputs_name: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_runs_run_id_rerun: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RerunRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunInfo"];
                 };
             };
             /** @description Error */

@@ -1,0 +1,1 @@
+"""Production jobs: parameterized notebooks run headlessly by papermill."""

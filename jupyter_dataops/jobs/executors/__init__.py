@@ -1,0 +1,1 @@
+"""Executors run claimed runs: ``local`` (default, warm runner processes) and, later, ``dask``."""

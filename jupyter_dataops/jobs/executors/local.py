@@ -1,0 +1,274 @@
+"""The local executor: a bounded pool of warm runner processes on this machine.
+
+Each runner (``jupyter_dataops.jobs.runner``) imports papermill and starts its kernel before
+any run needs it; a run takes a ready runner, so kernel start-up is off its critical path, and
+a new runner starts in the background. A runner serves exactly one run, then exits: every
+run gets a fresh kernel in a fresh process. Timeouts and cancellation kill the runner's
+process group (the kernel included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from ..service import JobService, RunSpec
+
+log = logging.getLogger(__name__)
+KILL_GRACE_S = 3.0
+
+
+class Runner:
+    def __init__(self, kernel_name: str, cwd: str) -> None:
+        self.kernel_name = kernel_name
+        self.cwd = cwd
+        self.proc: asyncio.subprocess.Process | None = None
+        self.kernel_pid: int | None = None
+        self.ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "jupyter_dataops.jobs.runner",
+            self.kernel_name,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            cwd=self.cwd,
+            start_new_session=True,  # its own process group: one kill takes the kernel too
+        )
+        try:
+            line = await self.read()
+        except Exception as e:
+            self.ready.set_result(False)
+            log.error("runner failed to start: %r", e)
+            return
+        ok = line is not None and line.get("event") == "ready"
+        if ok and line is not None:
+            self.kernel_pid = line.get("kernel_pid")
+        self.ready.set_result(ok)
+
+    async def read(self) -> dict[str, Any] | None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while True:
+            raw = await self.proc.stdout.readline()
+            if not raw:
+                return None
+            try:
+                return json.loads(raw)
+            except json.JSONDecodeError:
+                continue  # stray output; the protocol lines are JSON
+
+    async def send(self, job: dict[str, Any]) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(job) + "\n").encode())
+        await self.proc.stdin.drain()
+
+    async def kill(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in (self.proc.pid, self.kernel_pid):
+                if pid:
+                    try:
+                        os.killpg(os.getpgid(pid), sig) if pid == self.proc.pid else os.kill(
+                            pid, sig
+                        )
+                    except (ProcessLookupError, PermissionError):
+                        pass
+            try:
+                await asyncio.wait_for(self.proc.wait(), KILL_GRACE_S)
+                return
+            except asyncio.TimeoutError:
+                continue
+
+
+class LocalExecutor:
+    """Dispatches this server's queued runs onto warm runners."""
+
+    def __init__(
+        self,
+        service: JobService,
+        run_blocking: Callable[..., Awaitable[Any]],
+        server_url: str,
+        workers: int = 2,
+        warm: int = 2,
+        default_kernel: str = "python3",
+    ) -> None:
+        self.service = service
+        self.run_blocking = run_blocking  # runs store work off the event loop
+        self.server_url = server_url
+        self.workers = workers
+        self.warm = warm
+        self.default_kernel = default_kernel
+        self._pool: list[Runner] = []
+        self._active: dict[str, Runner] = {}
+        self._running_jobs: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+
+    # lifecycle ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        retries = await self.run_blocking(self.service.recover)
+        if retries:
+            log.warning("DataOps: %d lost runs will be retried", len(retries))
+        for _ in range(self.warm):
+            self._spawn(self.default_kernel)
+        self._task = asyncio.create_task(self._dispatch_loop())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task:
+            self._task.cancel()
+        for runner in [*self._pool, *self._active.values()]:
+            await runner.kill()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # pool ----------------------------------------------------------------------------------------
+    def _spawn(self, kernel_name: str) -> Runner:
+        runner = Runner(kernel_name, str(self.service.root))
+        self._pool.append(runner)
+        self._track(runner.start())
+        return runner
+
+    def _track(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _take(self, kernel_name: str) -> Runner:
+        while True:
+            candidates = [r for r in self._pool if r.kernel_name == kernel_name]
+            ready = [r for r in candidates if r.ready.done() and r.ready.result()]
+            runner = ready[0] if ready else (candidates[0] if candidates else None)
+            if runner is None:
+                runner = self._spawn(kernel_name)
+            self._pool.remove(runner)
+            if kernel_name == self.default_kernel:
+                self._spawn(kernel_name)  # refill in the background
+            if await runner.ready:
+                return runner
+            await runner.kill()  # it failed to start; try another
+
+    # dispatch ------------------------------------------------------------------------------------
+    async def _dispatch_loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self._dispatch_once()
+            except Exception:
+                log.exception("DataOps: dispatch failed")
+            nxt = await self.run_blocking(self.service.next_wakeup)
+            timeout = 5.0
+            if nxt is not None:
+                timeout = max(
+                    0.05, min(timeout, (nxt - datetime.now(timezone.utc)).total_seconds())
+                )
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _dispatch_once(self) -> None:
+        if len(self._active) >= self.workers:
+            return
+        for run_id, job_id, concurrency in await self.run_blocking(self.service.queued):
+            if len(self._active) >= self.workers:
+                return
+            if job_id and self._running_jobs.get(job_id, 0) >= concurrency:
+                continue
+            spec = await self.run_blocking(self.service.claim, run_id, self.server_url)
+            if spec is None:
+                continue  # another dispatcher took it, or it was cancelled
+            if job_id:
+                self._running_jobs[job_id] = self._running_jobs.get(job_id, 0) + 1
+            placeholder = Runner(spec.kernel_name, str(self.service.root))
+            self._active[run_id] = placeholder
+            self._track(self._execute(spec, job_id))
+
+    async def _execute(self, spec: RunSpec, job_id: str | None) -> None:
+        status, error, outputs = "failed", None, None
+        runner: Runner | None = None
+        try:
+            runner = await self._take(spec.kernel_name)
+            if self._active.get(spec.run_id) is None:  # cancelled while waiting for a runner
+                await runner.kill()
+                return
+            self._active[spec.run_id] = runner
+            await runner.send(spec.job)
+            status, error, outputs = await asyncio.wait_for(
+                self._follow(spec.run_id, runner), spec.timeout_s
+            )
+        except asyncio.TimeoutError:
+            status = "timed_out"
+            error = {
+                "reason": "timeout",
+                "message": f"the run exceeded its timeout of {spec.timeout_s:g} s and was killed",
+            }
+        except asyncio.CancelledError:
+            status = "cancelled"
+            error = {"reason": "cancelled", "message": "cancelled"}
+        except Exception as e:
+            log.exception("DataOps: run %s failed in the executor", spec.run_id)
+            error = {"reason": "executor", "message": f"{type(e).__name__}: {e}"}
+        finally:
+            if runner is not None:
+                await runner.kill()
+            cancelled = self._active.pop(spec.run_id, None) is None
+            if job_id:
+                self._running_jobs[job_id] -= 1
+            if cancelled:
+                status = "cancelled"
+                error = {"reason": "cancelled", "message": "cancelled while running"}
+            retry = await self.run_blocking(
+                self.service.finish, spec.run_id, status, error, outputs
+            )
+            if retry:
+                log.info("DataOps: run %s %s; retry %s queued", spec.run_id, status, retry)
+            self.wake()
+
+    async def _follow(
+        self, run_id: str, runner: Runner
+    ) -> tuple[str, dict[str, Any] | None, dict[str, str] | None]:
+        while True:
+            msg = await runner.read()
+            if msg is None:
+                code = runner.proc.returncode if runner.proc else None
+                if run_id not in self._active:
+                    return "cancelled", {"reason": "cancelled", "message": "cancelled"}, None
+                return (
+                    "failed",
+                    {
+                        "reason": "runner_died",
+                        "message": f"the run's process ended unexpectedly "
+                        f"(exit code {code}); the kernel may have crashed",
+                    },
+                    None,
+                )
+            if msg["event"] == "progress":
+                data = {k: msg[k] for k in ("cell", "of", "index", "source", "elapsed")}
+                await self.run_blocking(self.service.progress, run_id, data)
+            elif msg["event"] == "done":
+                return msg["status"], msg.get("error"), msg.get("outputs")
+
+    async def cancel(self, run_id: str) -> bool:
+        """Kill a running run; False when it is not running here."""
+        runner = self._active.pop(run_id, None)
+        if runner is None:
+            return False
+        await runner.kill()
+        return True

@@ -1,0 +1,474 @@
+"""Job definitions and runs: validation, immutable run inputs, state, retries, recovery.
+
+Blocking (store and file work): call through the platform's pools. The executor calls
+:meth:`JobService.claim`, :meth:`progress` and :meth:`finish`; nothing else changes a run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import CursorResult, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..exceptions import Conflict, Forbidden, InvalidRequest, NotFound
+from ..identity import Principal, TokenSigner
+from ..models import (
+    JobDefinitionInfo,
+    JobDefinitionPatch,
+    JobDefinitionRequest,
+    ParameterInfo,
+    RunInfo,
+    RunRequest,
+)  # fmt: skip
+from ..store import Store
+from ..store import tables as t
+from .parameters import infer_parameters, notebook_hash, read_notebook, validate_parameters
+
+TERMINAL = ("succeeded", "failed", "cancelled", "timed_out")
+OUTPUT_FILES = {
+    "notebook": "output.ipynb",
+    "html": "output.html",
+    "log": "run.log",
+    "input": "input.ipynb",
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What an executor needs to run one run."""
+
+    run_id: str
+    kernel_name: str
+    timeout_s: float | None
+    job: dict[str, Any]  # the runner's JSON job
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class JobService:
+    def __init__(self, store: Store, root: Path, tokens: TokenSigner, admins: Any) -> None:
+        self.store = store
+        self.root = root
+        self.tokens = tokens
+        self._admins = admins  # callable -> list of admin names (the policy can change)
+        self.runs_dir = root / ".dataops" / "runs"
+        self.host = f"{socket.gethostname()}:{root}"
+
+    # helpers -------------------------------------------------------------------------------------
+    def _is_admin(self, user: Principal) -> bool:
+        return user.name in self._admins()
+
+    def _notebook(self, rel: str) -> Path:
+        p = (self.root / rel).resolve()
+        if not p.is_relative_to(self.root.resolve()):
+            raise Forbidden(f"notebooks must be inside the workspace ({self.root})")
+        if p.suffix != ".ipynb":
+            raise InvalidRequest(f"{rel} is not a notebook (.ipynb)")
+        if not p.is_file():
+            raise InvalidRequest(f"notebook not found: {rel}")
+        return p
+
+    @staticmethod
+    def _kernel(nb_kernel: str | None, asked: str | None) -> str:
+        from jupyter_client.kernelspec import find_kernel_specs
+
+        name = asked or nb_kernel or "python3"
+        specs = find_kernel_specs()
+        if name not in specs:
+            raise InvalidRequest(f"unknown kernel {name!r}; installed: {', '.join(sorted(specs))}")
+        return name
+
+    def parameters(self, rel: str) -> list[ParameterInfo]:
+        return [
+            ParameterInfo(name=k, **v) for k, v in infer_parameters(self._notebook(rel)).items()
+        ]
+
+    def _visible(self, user: Principal, owner: str) -> None:
+        if owner != user.name and not self._is_admin(user):
+            raise NotFound("no such run or job for you")  # do not reveal others' objects
+
+    # definitions ---------------------------------------------------------------------------------
+    @staticmethod
+    def _check_schedule(schedule: str | None, tz: str) -> None:
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidRequest(f"unknown time zone {tz!r}") from None
+        if schedule:
+            from croniter import croniter
+
+            if not croniter.is_valid(schedule):
+                raise InvalidRequest(f"invalid cron schedule {schedule!r}")
+
+    def _definition_info(self, j: t.JobDefinition) -> JobDefinitionInfo:
+        return JobDefinitionInfo.model_validate(j, from_attributes=True)
+
+    def _job(self, s: Any, ref: str) -> t.JobDefinition:
+        j = s.scalar(
+            select(t.JobDefinition).where(
+                or_(t.JobDefinition.id == ref, t.JobDefinition.name == ref)
+            )
+        )
+        if j is None:
+            raise NotFound(f"unknown job {ref!r}")
+        return j
+
+    def create_job(self, user: Principal, req: JobDefinitionRequest) -> JobDefinitionInfo:
+        path = self._notebook(req.notebook_path)
+        declared = infer_parameters(path)
+        params = validate_parameters(declared, req.parameters)
+        nb_kernel = (read_notebook(path).metadata.get("kernelspec") or {}).get("name")
+        kernel = self._kernel(nb_kernel, req.kernel_name)
+        self._check_schedule(req.schedule, req.timezone)
+        self._check_formats(req.output_formats)
+        with self.store.session() as s:
+            if s.scalar(select(t.JobDefinition).where(t.JobDefinition.name == req.name)):
+                raise Conflict(f"a job named {req.name!r} exists")
+            j = t.JobDefinition(
+                name=req.name, description=req.description, notebook_path=req.notebook_path,
+                owner=user.name, parameters=params, kernel_name=kernel, executor=req.executor,
+                schedule=req.schedule, timezone=req.timezone, timeout_s=req.timeout_s,
+                max_retries=req.max_retries, retry_backoff_s=req.retry_backoff_s,
+                concurrency=req.concurrency, tags=req.tags,
+                output_formats=req.output_formats, paused=req.paused)  # fmt: skip
+            s.add(j)
+            s.flush()
+            return self._definition_info(j)
+
+    @staticmethod
+    def _check_formats(formats: list[str] | None) -> None:
+        for f in formats or []:
+            if f not in ("html",):
+                raise InvalidRequest(
+                    f"unknown output format {f!r}: ipynb is always kept; html can be added"
+                )
+
+    def update_job(self, user: Principal, ref: str, patch: JobDefinitionPatch) -> JobDefinitionInfo:
+        changes = patch.model_dump(exclude_unset=True)
+        with self.store.session() as s:
+            j = self._job(s, ref)
+            self._visible(user, j.owner)
+            path = self._notebook(changes.get("notebook_path", j.notebook_path))
+            if "parameters" in changes:
+                changes["parameters"] = validate_parameters(
+                    infer_parameters(path), changes["parameters"] or {}
+                )
+            if "kernel_name" in changes:
+                changes["kernel_name"] = self._kernel(None, changes["kernel_name"])
+            self._check_schedule(
+                changes.get("schedule", j.schedule), changes.get("timezone", j.timezone) or "UTC"
+            )
+            self._check_formats(changes.get("output_formats"))
+            for k, v in changes.items():
+                setattr(j, k, v)
+            s.flush()
+            return self._definition_info(j)
+
+    def delete_job(self, user: Principal, ref: str) -> None:
+        with self.store.session() as s:
+            j = self._job(s, ref)
+            self._visible(user, j.owner)
+            s.delete(j)  # its runs stay (job_id becomes NULL): history is never lost
+
+    def get_job(self, user: Principal, ref: str) -> JobDefinitionInfo:
+        with self.store.session() as s:
+            j = self._job(s, ref)
+            self._visible(user, j.owner)
+            return self._definition_info(j)
+
+    def list_jobs(self, user: Principal) -> list[JobDefinitionInfo]:
+        with self.store.session() as s:
+            q = select(t.JobDefinition).order_by(t.JobDefinition.name)
+            if not self._is_admin(user):
+                q = q.where(t.JobDefinition.owner == user.name)
+            return [self._definition_info(j) for j in s.scalars(q)]
+
+    # runs ----------------------------------------------------------------------------------------
+    def run_info(self, s: Any, r: t.Run) -> RunInfo:
+        job_name = None
+        if r.job_id:
+            job_name = s.scalar(select(t.JobDefinition.name).where(t.JobDefinition.id == r.job_id))
+        d = {
+            c.name: getattr(r, c.name)
+            for c in t.Run.__table__.columns
+            if c.name in RunInfo.model_fields
+        }
+        d["outputs"] = sorted(r.outputs)
+        return RunInfo(**d, job_name=job_name)
+
+    def submit(
+        self, user: Principal, req: RunRequest, trigger: str = "api"
+    ) -> tuple[RunInfo, bool]:
+        """Queue a run; returns (run, created). An idempotency key returns the first run."""
+        if req.idempotency_key:
+            with self.store.session() as s:
+                r = s.scalar(
+                    select(t.Run).where(
+                        t.Run.owner == user.name, t.Run.idempotency_key == req.idempotency_key
+                    )
+                )
+                if r is not None:
+                    return self.run_info(s, r), False
+        if (req.job is None) == (req.notebook_path is None):
+            raise InvalidRequest("give exactly one of job or notebook_path")
+        job: t.JobDefinition | None = None
+        if req.job is not None:
+            with self.store.session() as s:
+                job = self._job(s, req.job)
+            self._visible(user, job.owner)
+            rel = job.notebook_path
+        else:
+            rel = req.notebook_path or ""
+        path = self._notebook(rel)
+        declared = infer_parameters(path)
+        given = {**(job.parameters if job else {}), **req.parameters}
+        params = validate_parameters(declared, given)
+        nb_kernel = (read_notebook(path).metadata.get("kernelspec") or {}).get("name")
+        kernel = self._kernel(nb_kernel, req.kernel_name or (job.kernel_name if job else None))
+        formats = (
+            req.output_formats
+            if req.output_formats is not None
+            else (job.output_formats if job else [])
+        )
+        self._check_formats(formats)
+        run = t.Run(
+            id=t.new_id(), job_id=job.id if job else None, status="queued",
+            owner=job.owner if job else user.name, notebook_path=rel, parameters=params,
+            kernel_name=kernel, executor=job.executor if job else "local", trigger=trigger,
+            triggered_by=user.name, idempotency_key=req.idempotency_key,
+            timeout_s=req.timeout_s or (job.timeout_s if job else None), host=self.host,
+            progress={"output_formats": formats})  # fmt: skip
+        run_dir = self.runs_dir / run.id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            # The input is snapshotted now: later edits to the notebook do not change the run.
+            shutil.copyfile(path, run_dir / OUTPUT_FILES["input"])
+            run.notebook_hash = notebook_hash(run_dir / OUTPUT_FILES["input"])
+            run.outputs = {"input": OUTPUT_FILES["input"]}
+            with self.store.session() as s:
+                s.add(run)
+                s.flush()
+                return self.run_info(s, run), True
+        except IntegrityError:  # the same idempotency key, submitted concurrently
+            shutil.rmtree(run_dir, ignore_errors=True)
+            with self.store.session() as s:
+                r = s.scalar(
+                    select(t.Run).where(
+                        t.Run.owner == user.name, t.Run.idempotency_key == req.idempotency_key
+                    )
+                )
+                assert r is not None
+                return self.run_info(s, r), False
+        except BaseException:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+
+    def rerun(self, user: Principal, run_id: str, parameters: dict[str, Any] | None) -> RunInfo:
+        with self.store.session() as s:
+            r = self._run(s, run_id)
+            self._visible(user, r.owner)
+            job_ref = r.job_id
+            base = dict(r.parameters)
+            rel, kernel, timeout = r.notebook_path, r.kernel_name, r.timeout_s
+            formats = r.progress.get("output_formats", [])
+        req = RunRequest(
+            job=job_ref,
+            notebook_path=None if job_ref else rel,
+            parameters={**base, **(parameters or {})},
+            kernel_name=kernel,
+            timeout_s=timeout,
+            output_formats=formats,
+        )
+        info, _ = self.submit(user, req, trigger="user")
+        return info
+
+    def _run(self, s: Any, run_id: str) -> t.Run:
+        r = s.get(t.Run, run_id)
+        if r is None:
+            raise NotFound(f"unknown run {run_id!r}")
+        return r
+
+    def get_run(self, user: Principal, run_id: str) -> RunInfo:
+        with self.store.session() as s:
+            r = self._run(s, run_id)
+            self._visible(user, r.owner)
+            return self.run_info(s, r)
+
+    def list_runs(
+        self, user: Principal, job: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[RunInfo]:
+        with self.store.session() as s:
+            q = select(t.Run).order_by(t.Run.created_at.desc()).limit(limit)
+            if not self._is_admin(user):
+                q = q.where(t.Run.owner == user.name)
+            if job:
+                q = q.where(t.Run.job_id == self._job(s, job).id)
+            if status:
+                q = q.where(t.Run.status == status)
+            return [self.run_info(s, r) for r in s.scalars(q)]
+
+    def output_path(self, user: Principal, run_id: str, name: str) -> Path:
+        with self.store.session() as s:
+            r = self._run(s, run_id)
+            self._visible(user, r.owner)
+            if name not in r.outputs:
+                raise NotFound(
+                    f"run {run_id} has no output {name!r}; it has: {', '.join(sorted(r.outputs))}"
+                )
+        return self.runs_dir / run_id / OUTPUT_FILES[name]
+
+    def request_cancel(self, user: Principal, run_id: str) -> RunInfo:
+        """Mark a queued run cancelled; a running one is killed by the executor."""
+        with self.store.session() as s:
+            r = self._run(s, run_id)
+            self._visible(user, r.owner)
+            if r.status in TERMINAL:
+                raise Conflict(f"run {run_id} already {r.status}")
+            if r.status == "queued":
+                r.status, r.finished_at = "cancelled", utcnow()
+                r.error = {"reason": "cancelled", "message": f"cancelled by {user.name}"}
+            return self.run_info(s, r)
+
+    # the executor's side -------------------------------------------------------------------------
+    def queued(self, limit: int = 100) -> list[tuple[str, str | None, int]]:
+        """This server's queued runs that may start now: (run id, job id, job concurrency)."""
+        now = utcnow()
+        with self.store.session() as s:
+            rows = s.execute(
+                select(t.Run.id, t.Run.job_id, t.JobDefinition.concurrency)
+                .outerjoin(t.JobDefinition, t.JobDefinition.id == t.Run.job_id)
+                .where(
+                    t.Run.status == "queued",
+                    t.Run.host == self.host,
+                    or_(t.Run.not_before.is_(None), t.Run.not_before <= now),
+                )
+                .order_by(t.Run.created_at)
+                .limit(limit)
+            ).all()
+        return [(r[0], r[1], r[2] or 1) for r in rows]
+
+    def next_wakeup(self) -> datetime | None:
+        with self.store.session() as s:
+            return s.scalar(
+                select(func.min(t.Run.not_before)).where(
+                    t.Run.status == "queued", t.Run.host == self.host
+                )
+            )
+
+    def claim(self, run_id: str, server_url: str) -> RunSpec | None:
+        """queued -> running, atomically (one claimer wins); returns what to execute."""
+        with self.store.session() as s:
+            res = s.execute(
+                update(t.Run)
+                .where(t.Run.id == run_id, t.Run.status == "queued")
+                .values(status="running", started_at=utcnow())
+            )
+            if cast(CursorResult[Any], res).rowcount != 1:
+                return None
+            r = self._run(s, run_id)
+            formats = r.progress.get("output_formats", [])
+            r.progress = {"output_formats": formats, "cell": 0, "of": None}
+            run_dir = self.runs_dir / run_id
+            timeout = r.timeout_s
+            ttl = (timeout or 24 * 3600) + 3600
+            env = {
+                "JUPYTER_DATAOPS_URL": server_url,
+                # Scoped to this run and its owner: a job reads what its owner may read.
+                "JUPYTER_DATAOPS_TOKEN": self.tokens.mint(r.owner, f"run:{run_id}", ttl=ttl),
+                "DATAOPS_RUN_ID": run_id,
+            }
+            nb_dir = (self.root / r.notebook_path).resolve().parent
+            job = {
+                "run_id": run_id, "notebook": r.notebook_path,
+                "input_path": str(run_dir / OUTPUT_FILES["input"]),
+                "output_path": str(run_dir / OUTPUT_FILES["notebook"]),
+                "log_path": str(run_dir / OUTPUT_FILES["log"]),
+                "parameters": r.parameters, "cwd": str(nb_dir), "env": env,
+                "output_formats": formats,
+            }  # fmt: skip
+            return RunSpec(run_id, r.kernel_name, timeout, job)
+
+    def progress(self, run_id: str, data: dict[str, Any]) -> None:
+        with self.store.session() as s:
+            r = self._run(s, run_id)
+            if r.status == "running":
+                r.progress = {**r.progress, **data}
+
+    def is_cancelled(self, run_id: str) -> bool:
+        with self.store.session() as s:
+            return self._run(s, run_id).status == "cancelled"
+
+    def finish(
+        self,
+        run_id: str,
+        status: str,
+        error: dict[str, Any] | None = None,
+        outputs: dict[str, str] | None = None,
+    ) -> str | None:
+        """Record the end of a run; returns the id of a retry when the policy wants one."""
+        assert status in TERMINAL
+        with self.store.session() as s:
+            r = self._run(s, run_id)
+            if r.status in TERMINAL:
+                return None  # already ended (cancelled while queued): that record stands
+            r.status, r.finished_at = status, utcnow()
+            if error is not None:
+                r.error = error
+            found = {
+                name: OUTPUT_FILES[name]
+                for name in OUTPUT_FILES
+                if (self.runs_dir / run_id / OUTPUT_FILES[name]).exists()
+            }
+            r.outputs = found
+            if status not in ("failed", "timed_out") or r.job_id is None:
+                return None
+            job = s.get(t.JobDefinition, r.job_id)
+            if job is None or r.attempt > job.max_retries:
+                return None
+            backoff = job.retry_backoff_s * (2 ** (r.attempt - 1))
+            retry = t.Run(
+                id=t.new_id(), job_id=r.job_id, status="queued", owner=r.owner,
+                notebook_path=r.notebook_path, notebook_hash=r.notebook_hash,
+                parameters=r.parameters, kernel_name=r.kernel_name, executor=r.executor,
+                trigger="retry", triggered_by=r.triggered_by, retry_of=r.id,
+                attempt=r.attempt + 1, timeout_s=r.timeout_s, host=r.host,
+                progress={"output_formats": r.progress.get("output_formats", [])},
+                not_before=utcnow() + timedelta(seconds=backoff),
+                outputs={"input": OUTPUT_FILES["input"]})  # fmt: skip
+            retry_dir = self.runs_dir / retry.id
+            retry_dir.mkdir(parents=True, exist_ok=True)
+            # The retry runs the very same input as the attempt it repeats.
+            shutil.copyfile(
+                self.runs_dir / run_id / OUTPUT_FILES["input"], retry_dir / OUTPUT_FILES["input"]
+            )
+            s.add(retry)
+            return retry.id
+
+    def recover(self) -> list[str]:
+        """After a restart: runs this server had running are lost (failed, retried per
+        policy); returns the retries created."""
+        with self.store.session() as s:
+            lost = list(
+                s.scalars(
+                    select(t.Run.id).where(t.Run.status == "running", t.Run.host == self.host)
+                )
+            )
+        retries = []
+        for run_id in lost:
+            retry = self.finish(
+                run_id,
+                "failed",
+                {"reason": "lost", "message": "the server stopped while this run was running"},
+            )
+            if retry:
+                retries.append(retry)
+        return retries

@@ -1,0 +1,325 @@
+"""Production jobs end to end: real papermill runs in real kernels, on the local executor."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+pytestmark = pytest.mark.kernel
+
+
+def notebook(path: Path, params: str, *cells: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "language": "python",
+        "display_name": "Python 3",
+    }
+    p = nbformat.v4.new_code_cell(params)
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, *(nbformat.v4.new_code_cell(c) for c in cells)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:  # jobs tests run on SQLite; one test below on PG
+    return f"sqlite:///{tmp_path / 'store' / 'dataops.db'}"
+
+
+@pytest.fixture
+def jobs(jp_serverapp, http_server_client, jp_root_dir, jp_asyncio_loop):  # type: ignore[no-untyped-def]
+    """The server with its extension started (as `jupyter server` does after start-up)."""
+    notebook(
+        jp_root_dir / "nb" / "hello.ipynb",
+        "alpha = 0.1  # the learning rate\nname = 'world'\nn: int = 2",
+        "print(f'hello {name} {alpha * n}')",
+        "import os\nprint('cwd', os.getcwd())",
+    )
+    notebook(jp_root_dir / "nb" / "fail.ipynb", "x = 1", "y = 2", "1 / (x - 1)")
+    notebook(jp_root_dir / "nb" / "sleep.ipynb", "seconds = 60", "import time\ntime.sleep(seconds)")
+    notebook(
+        jp_root_dir / "nb" / "whoami.ipynb",
+        "",
+        "import json, os, jupyter_dataops as dops\n"
+        "print('WHO', json.dumps({'user': dops.status()['user']['name'], "
+        "'run': os.environ['DATAOPS_RUN_ID']}))",
+    )
+    notebook(jp_root_dir / "nb" / "crash.ipynb", "", "import os\nos._exit(1)")
+    jp_asyncio_loop.run_until_complete(
+        jp_serverapp.extension_manager.start_extension("jupyter_dataops")
+    )
+    return jp_serverapp
+
+
+async def wait_for(api, run_id: str, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code, run = await api("GET", f"runs/{run_id}")
+        assert code == 200, run
+        if run["status"] in ("succeeded", "failed", "cancelled", "timed_out"):
+            return run
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"run {run_id} still {run['status']} after {timeout} s")
+
+
+async def test_parameters_are_inferred(jobs, api):
+    code, body = await api("GET", "notebooks/parameters?path=nb/hello.ipynb")
+    assert code == 200
+    assert body["parameters"] == [
+        {"name": "alpha", "type": "float", "default": 0.1, "help": "the learning rate"},
+        {"name": "name", "type": "str", "default": "world", "help": ""},
+        {"name": "n", "type": "int", "default": 2, "help": ""},
+    ]
+
+
+async def test_a_run_succeeds_with_its_parameters(jobs, api, jp_fetch, jp_root_dir):
+    code, run = await api(
+        "POST",
+        "runs",
+        {"notebook_path": "nb/hello.ipynb", "parameters": {"alpha": 2, "name": "ada"}},
+    )
+    assert code == 201, run
+    assert run["status"] == "queued" and run["parameters"] == {"alpha": 2.0, "name": "ada"}
+    expected_hash = hashlib.sha256((jp_root_dir / "nb" / "hello.ipynb").read_bytes())
+    assert run["notebook_hash"] == expected_hash.hexdigest()
+    done = await wait_for(api, run["id"])
+    assert done["status"] == "succeeded", done
+    assert done["progress"]["cell"] == done["progress"]["of"] == 4  # with papermill's cell
+    assert done["started_at"] and done["finished_at"] and done["error"] is None
+    assert set(done["outputs"]) >= {"notebook", "log", "input"}
+    resp = await jp_fetch("dataops", "api", "v1", "runs", run["id"], "outputs", "notebook")
+    out = nbformat.reads(resp.body.decode(), as_version=4)
+    injected = [c for c in out.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "alpha = 2.0" in injected[0].source and 'name = "ada"' in injected[0].source
+    assert "hello ada 4.0" in json.dumps(out.cells[2].outputs)
+    # The kernel ran in the notebook's own directory.
+    assert f"cwd {jp_root_dir / 'nb'}" in json.dumps(out.cells[3].outputs)
+    resp = await jp_fetch("dataops", "api", "v1", "runs", run["id"], "outputs", "log")
+    assert "hello ada 4.0" in resp.body.decode()
+
+
+async def test_a_failing_cell_fails_the_run_with_its_traceback(jobs, api):
+    code, run = await api("POST", "runs", {"notebook_path": "nb/fail.ipynb"})
+    done = await wait_for(api, run["id"])
+    assert done["status"] == "failed"
+    err = done["error"]
+    assert err["ename"] == "ZeroDivisionError" and err["reason"] == "cell_error"
+    assert err["source"] == "1 / (x - 1)" and "ZeroDivisionError" in err["traceback"]
+    assert "notebook" in done["outputs"]  # the partial output notebook is kept
+
+
+async def test_bad_parameters_are_rejected_naming_the_parameter(jobs, api, jp_root_dir):
+    code, body = await api(
+        "POST", "runs", {"notebook_path": "nb/hello.ipynb", "parameters": {"alpah": 1}}
+    )
+    assert code == 400 and body["error"]["details"]["parameter"] == "alpah"
+    assert "alpha" in body["error"]["message"]  # lists what the notebook declares
+    code, body = await api(
+        "POST", "runs", {"notebook_path": "nb/hello.ipynb", "parameters": {"n": "two"}}
+    )
+    assert code == 400 and "'n' must be int" in body["error"]["message"]
+    code, body = await api("POST", "runs", {"notebook_path": "nb/missing.ipynb"})
+    assert code == 400 and "not found" in body["error"]["message"]
+    code, body = await api("POST", "runs", {"notebook_path": "../outside.ipynb"})
+    assert code == 403
+    code, body = await api(
+        "POST", "runs", {"notebook_path": "nb/hello.ipynb", "kernel_name": "nope"}
+    )
+    assert code == 400 and "unknown kernel" in body["error"]["message"]
+    code, body = await api("GET", "runs")
+    assert body["runs"] == []  # nothing was queued by the bad requests
+    assert not (jp_root_dir / ".dataops" / "runs").exists() or not any(
+        (jp_root_dir / ".dataops" / "runs").iterdir()
+    )
+
+
+async def test_timeout_kills_the_run(jobs, api):
+    t0 = time.monotonic()
+    code, run = await api("POST", "runs", {"notebook_path": "nb/sleep.ipynb", "timeout_s": 3})
+    done = await wait_for(api, run["id"], timeout=60)
+    assert done["status"] == "timed_out"
+    assert "timeout of 3 s" in done["error"]["message"]
+    assert time.monotonic() - t0 < 30
+
+
+async def test_cancel_running_and_queued(jobs, api):
+    code, run = await api("POST", "runs", {"notebook_path": "nb/sleep.ipynb"})
+    for _ in range(300):
+        code, cur = await api("GET", f"runs/{run['id']}")
+        if cur["progress"].get("cell", 0) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    code, cancelled = await api("POST", f"runs/{run['id']}/cancel")
+    assert code == 200 and cancelled["status"] == "cancelled", cancelled
+    code, body = await api("POST", f"runs/{run['id']}/cancel")
+    assert code == 409  # already over
+
+
+async def test_retries_follow_the_policy(jobs, api):
+    code, job = await api(
+        "POST",
+        "jobs",
+        {"name": "flaky", "notebook_path": "nb/fail.ipynb", "max_retries": 1, "retry_backoff_s": 0},
+    )
+    assert code == 201, job
+    code, run = await api("POST", "runs", {"job": "flaky"})
+    first = await wait_for(api, run["id"])
+    assert first["status"] == "failed" and first["job_name"] == "flaky"
+    for _ in range(100):
+        code, body = await api("GET", "runs?job=flaky")
+        if len(body["runs"]) == 2 and body["runs"][0]["status"] not in ("queued", "running"):
+            break
+        await asyncio.sleep(0.2)
+    retry = body["runs"][0]
+    assert (retry["trigger"], retry["retry_of"], retry["attempt"]) == ("retry", run["id"], 2)
+    assert retry["status"] == "failed"
+    await asyncio.sleep(0.5)
+    code, body = await api("GET", "runs?job=flaky")
+    assert len(body["runs"]) == 2  # max_retries=1: no third attempt
+
+
+async def test_idempotent_submission(jobs, api):
+    req = {"notebook_path": "nb/hello.ipynb", "idempotency_key": "nightly-2026-11-22"}
+    code1, a = await api("POST", "runs", req)
+    code2, b = await api("POST", "runs", req)
+    assert (code1, code2) == (201, 200) and a["id"] == b["id"]
+    await wait_for(api, a["id"])
+
+
+async def test_runs_act_as_their_owner_with_a_run_scoped_token(jobs, api, jp_fetch):
+    code, run = await api("POST", "runs", {"notebook_path": "nb/whoami.ipynb"})
+    done = await wait_for(api, run["id"])
+    assert done["status"] == "succeeded", done
+    resp = await jp_fetch("dataops", "api", "v1", "runs", run["id"], "outputs", "log")
+    who = json.loads(resp.body.decode().split("WHO ", 1)[1].splitlines()[0])
+    assert who == {"user": "ada", "run": run["id"]}
+
+
+async def test_a_crashing_kernel_fails_the_run_with_a_reason(jobs, api):
+    code, run = await api("POST", "runs", {"notebook_path": "nb/crash.ipynb"})
+    done = await wait_for(api, run["id"])
+    assert done["status"] == "failed"
+    assert done["error"]["reason"] in ("kernel_died", "runner_died")
+    assert "died" in done["error"]["message"] or "ended unexpectedly" in done["error"]["message"]
+
+
+async def test_rerun_with_changed_parameters_and_immutable_inputs(jobs, api, jp_root_dir, jp_fetch):
+    code, run = await api(
+        "POST", "runs", {"notebook_path": "nb/hello.ipynb", "parameters": {"name": "v1"}}
+    )
+    # Editing the notebook after submission changes nothing for the queued run.
+    notebook(
+        jp_root_dir / "nb" / "hello.ipynb",
+        "alpha = 0.1\nname = 'world'\nn: int = 2",
+        "print('EDITED', name)",
+    )
+    first = await wait_for(api, run["id"])
+    resp = await jp_fetch("dataops", "api", "v1", "runs", run["id"], "outputs", "log")
+    assert "hello v1" in resp.body.decode() and "EDITED" not in resp.body.decode()
+    code, again = await api("POST", f"runs/{run['id']}/rerun", {"parameters": {"name": "v2"}})
+    assert code == 201 and again["parameters"]["name"] == "v2"
+    assert again["notebook_hash"] != first["notebook_hash"]  # the re-run reads today's notebook
+    done = await wait_for(api, again["id"])
+    resp = await jp_fetch("dataops", "api", "v1", "runs", again["id"], "outputs", "log")
+    assert "EDITED v2" in resp.body.decode() and done["status"] == "succeeded"
+
+
+async def test_users_see_only_their_own_runs(jobs, api):
+    platform = jobs.web_app.settings["dataops"]
+    other = platform.tokens.mint("mallory")
+    code, run = await api("POST", "runs", {"notebook_path": "nb/hello.ipynb"})
+    code, body = await api(
+        "GET", f"runs/{run['id']}", headers={"Authorization": f"DataOps {other}"}
+    )
+    assert code == 404
+    code, body = await api("GET", "runs", headers={"Authorization": f"DataOps {other}"})
+    assert body["runs"] == []
+    code, body = await api(
+        "POST", f"runs/{run['id']}/cancel", headers={"Authorization": f"DataOps {other}"}
+    )
+    assert code == 404
+    await wait_for(api, run["id"])
+
+
+async def test_log_streams_as_server_sent_events(jobs, api, jp_fetch):
+    code, run = await api("POST", "runs", {"notebook_path": "nb/hello.ipynb"})
+    resp = await jp_fetch("dataops", "api", "v1", "runs", run["id"], "log", request_timeout=90)
+    text = resp.body.decode()
+    assert resp.headers["Content-Type"].startswith("text/event-stream")
+    assert "data: hello world 0.2" in text and text.rstrip().endswith("data: succeeded")
+
+
+async def test_job_definitions_validate_and_crud(jobs, api):
+    bad = [
+        ({"name": "j", "notebook_path": "nb/hello.ipynb", "schedule": "every day"}, "invalid cron"),
+        ({"name": "j", "notebook_path": "nb/hello.ipynb", "timezone": "Mars/Base"}, "time zone"),
+        (
+            {"name": "j", "notebook_path": "nb/hello.ipynb", "parameters": {"zz": 1}},
+            "unknown parameter",
+        ),
+        ({"name": "j", "notebook_path": "nb/hello.ipynb", "max_retries": -1}, "max_retries"),
+    ]
+    for req, msg in bad:
+        code, body = await api("POST", "jobs", req)
+        assert code == 400 and msg in body["error"]["message"], body
+    code, job = await api(
+        "POST",
+        "jobs",
+        {
+            "name": "daily",
+            "notebook_path": "nb/hello.ipynb",
+            "schedule": "0 6 * * *",
+            "timezone": "Europe/Paris",
+            "parameters": {"name": "cron"},
+        },
+    )
+    assert code == 201 and job["owner"] == "ada" and job["kernel_name"] == "python3"
+    assert (await api("POST", "jobs", {"name": "daily", "notebook_path": "nb/hello.ipynb"}))[
+        0
+    ] == 409
+    code, job = await api("PATCH", "jobs/daily", {"parameters": {"n": 5}, "paused": True})
+    assert code == 200 and job["parameters"] == {"n": 5} and job["paused"] is True
+    code, run = await api("POST", "runs", {"job": "daily", "parameters": {"alpha": 1}})
+    assert run["parameters"] == {"n": 5, "alpha": 1.0}
+    await wait_for(api, run["id"])
+    code, _ = await api("DELETE", "jobs/daily")
+    assert code == 204
+    code, body = await api("GET", f"runs/{run['id']}")
+    assert body["job_id"] is None  # history stays
+
+
+async def test_restart_marks_lost_runs_and_retries_them(jobs, api):
+    platform = jobs.web_app.settings["dataops"]
+    executor = jobs.web_app.settings["dataops_executor"]
+    code, job = await api(
+        "POST",
+        "jobs",
+        {
+            "name": "resilient",
+            "max_retries": 1,
+            "retry_backoff_s": 0,
+            "notebook_path": "nb/hello.ipynb",
+        },
+    )
+    code, run = await api("POST", "runs", {"job": "resilient"})
+    await wait_for(api, run["id"])
+    from jupyter_dataops.store import tables as t
+
+    with platform.store.session() as s:  # as if the server died while it ran
+        s.get(t.Run, run["id"]).status = "running"
+    retries = await platform.store.run(platform.jobs.recover)
+    executor.wake()
+    code, lost = await api("GET", f"runs/{run['id']}")
+    assert lost["status"] == "failed" and lost["error"]["reason"] == "lost"
+    assert len(retries) == 1
+    done = await wait_for(api, retries[0])
+    assert done["status"] == "succeeded" and done["retry_of"] == run["id"]
