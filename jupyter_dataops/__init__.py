@@ -20,7 +20,7 @@ except ImportError:  # running from a source tree that was never built
 
 # The kernel API, resolved lazily from jupyter_dataops.client (PEP 562).
 _CLIENT_API = (
-    "status", "datasets", "describe", "pull", "lineage", "connect", "Client",
+    "status", "datasets", "describe", "pull", "lineage", "run_notebook", "connect", "Client",
     "DataOpsClientError",
 )  # fmt: skip
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from jupyter_core.application import JupyterApp
-from traitlets import Bool, Int, Unicode
+from traitlets import Bool, Float, Int, Unicode
 
 from . import __version__
 from .exceptions import DataOpsError, Forbidden, InvalidRequest
@@ -217,6 +218,143 @@ class RegisterApp(_Sub):
         )
 
 
+def _running_server_url(root: Path) -> str:
+    """The URL of a running Jupyter server on this workspace, if any (for jobs' kernels)."""
+    try:
+        from jupyter_server.serverapp import list_running_servers
+
+        for info in list_running_servers():
+            if Path(info.get("root_dir", "")).resolve() == root.resolve():
+                return str(info["url"])
+    except Exception:
+        pass
+    return ""
+
+
+class RunApp(_Sub):
+    name = "jupyter-dataops-run"
+    description = (
+        "Run a notebook as a job: `run NOTEBOOK [-p NAME VALUE ...] [--wait]` "
+        "(or `run --job NAME`)."
+    )
+    wait = Bool(
+        False,
+        help="Wait for the run to end (and execute it here if no server on this workspace does).",
+    ).tag(config=True)
+    job = Unicode("", help="Run this job definition.").tag(config=True)
+    timeout = Float(0.0, help="Kill the run after this many seconds (0: none).").tag(config=True)
+    aliases = {**_Sub.aliases, "job": "RunApp.job", "timeout": "RunApp.timeout"}
+    flags = {**_Sub.flags, "wait": ({"RunApp": {"wait": True}}, "Wait for the end.")}
+
+    def parse_command_line(self, argv: Any = None) -> None:
+        # papermill's `-p NAME VALUE` pairs, taken out before traitlets sees them.
+        argv = list(sys.argv[1:] if argv is None else argv)
+        self.parameters: dict[str, Any] = {}
+        rest = []
+        i = 0
+        while i < len(argv):
+            if argv[i] in ("-p", "--parameter"):
+                if i + 2 >= len(argv):
+                    raise SystemExit("error: -p takes NAME VALUE")
+                from .jobs.parameters import parse_cli_value
+
+                self.parameters[argv[i + 1]] = parse_cli_value(argv[i + 2])
+                i += 3
+            else:
+                rest.append(argv[i])
+                i += 1
+        super().parse_command_line(rest)
+
+    def run(self) -> None:
+        from .models import RunRequest
+
+        if bool(self.job) == bool(self.extra_args):
+            raise InvalidRequest("give a notebook path or --job NAME")
+        p = self.open_platform()
+        try:
+            user = p.principal(p.kernel_owner())
+            rel = None
+            if self.extra_args:
+                nb = Path(self.extra_args[0]).resolve()
+                if not nb.is_relative_to(p.root):
+                    raise InvalidRequest(f"{nb} is not inside the workspace {p.root}")
+                rel = str(nb.relative_to(p.root))
+            req = RunRequest(
+                job=self.job or None,
+                notebook_path=rel,
+                parameters=self.parameters,
+                timeout_s=self.timeout or None,
+            )
+            run, _ = p.jobs.submit(user, req, trigger="user")
+            print(
+                f"run {run.id} queued ({run.notebook_path}, parameters {run.parameters})",
+                file=sys.stderr,
+            )
+            if not self.wait:
+                self.emit(run.model_dump(mode="json"), run.id)
+                return
+            final = asyncio.run(self._execute(p, run.id))
+        finally:
+            p.close()
+        self.emit(final.model_dump(mode="json"), self._describe(final, p.jobs.runs_dir))
+        if final.status != "succeeded":
+            self.exit(1)
+
+    async def _execute(self, p: Any, run_id: str) -> Any:
+        from .jobs.executors.local import LocalExecutor
+        from .jobs.service import TERMINAL
+
+        user = p.principal(p.kernel_owner())
+        executor = LocalExecutor(
+            p.jobs, p.store.run, _running_server_url(p.root), workers=1, warm=0
+        )
+        await executor.start()
+        try:
+            while True:
+                run = await p.store.run(p.jobs.get_run, user, run_id)
+                if run.status in TERMINAL:
+                    return run
+                await asyncio.sleep(0.2)
+        finally:
+            await executor.stop()
+
+    @staticmethod
+    def _describe(run: Any, runs_dir: Path) -> str:
+        lines = [f"run {run.id}: {run.status}"]
+        if run.error:
+            lines.append(f"  {run.error.get('message', '')}")
+        if "notebook" in run.outputs:
+            lines.append(f"  output: {runs_dir / run.id / 'output.ipynb'}")
+        if "log" in run.outputs:
+            lines.append(f"  log:    {runs_dir / run.id / 'run.log'}")
+        return "\n".join(lines)
+
+
+class JobsApp(_Sub):
+    name = "jupyter-dataops-jobs"
+    description = "List job definitions and their recent runs."
+
+    def run(self) -> None:
+        p = self.open_platform()
+        try:
+            user = p.principal(p.kernel_owner())
+            jobs = p.jobs.list_jobs(user)
+            runs = p.jobs.list_runs(user, limit=20)
+        finally:
+            p.close()
+        lines = [f"{'job':20} {'schedule':16} notebook"]
+        lines += [f"{j.name:20} {j.schedule or '-':16} {j.notebook_path}" for j in jobs]
+        lines += ["", f"{'run':34} {'status':10} {'job':16} created"]
+        lines += [f"{r.id:34} {r.status:10} {r.job_name or '-':16} {r.created_at:%c}" for r in runs]
+        self.emit(
+            {
+                "jobs": [j.model_dump(mode="json") for j in jobs],
+                "runs": [r.model_dump(mode="json") for r in runs],
+            },
+            "\n".join(lines),
+        )
+
+
 class AuditApp(_Sub):
     name = "jupyter-dataops-audit"
     description = "Read the audit log (admins): filters, and --csv for a CSV export."
@@ -300,6 +438,8 @@ class DataOpsCLI(JupyterApp):
         "demo": (DemoApp, DemoApp.description),
         "catalog": (CatalogApp, CatalogApp.description),
         "register": (RegisterApp, RegisterApp.description),
+        "run": (RunApp, RunApp.description),
+        "jobs": (JobsApp, JobsApp.description),
         "audit": (AuditApp, AuditApp.description),
     }
 

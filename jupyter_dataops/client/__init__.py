@@ -268,6 +268,45 @@ def pull(
     return df
 
 
+TERMINAL = ("succeeded", "failed", "cancelled", "timed_out")
+
+
+def run_notebook(
+    path: str,
+    parameters: dict[str, Any] | None = None,
+    *,
+    wait: bool = True,
+    timeout_s: float | None = None,
+    poll_s: float = 0.5,
+) -> dict[str, Any]:
+    """Run a notebook as a production job (papermill, in a fresh kernel, as you).
+
+    Returns the run: its ``status``, ``error`` (the failing cell and traceback) and
+    ``output_url`` of the executed notebook. With ``wait=False`` it returns at once, queued.
+
+    Example::
+
+        >>> run = dops.run_notebook("notebooks/report.ipynb", {"alpha": 0.1})
+        >>> run["status"], run["output_url"]
+        ('succeeded', 'http://.../dataops/api/v1/runs/3f2a.../outputs/notebook')
+    """
+    import time
+
+    c = connect()
+    run = c.request(
+        "POST",
+        "runs",
+        {"notebook_path": path, "parameters": parameters or {}, "timeout_s": timeout_s},
+    )
+    while wait and run["status"] not in TERMINAL:
+        time.sleep(poll_s)
+        run = c.request("GET", f"runs/{run['id']}")
+    run["output_url"] = urllib.parse.urljoin(
+        c.url, f"{API_PREFIX}runs/{run['id']}/outputs/notebook"
+    )
+    return run
+
+
 def lineage() -> list[dict[str, Any]]:
     """Every governed read of this kernel so far: dataset, version, rows, columns, filter."""
     return list(connect().lineage)

@@ -323,3 +323,21 @@ async def test_restart_marks_lost_runs_and_retries_them(jobs, api):
     assert len(retries) == 1
     done = await wait_for(api, retries[0])
     assert done["status"] == "succeeded" and done["retry_of"] == run["id"]
+
+
+async def test_kernel_api_runs_a_notebook_and_waits(jobs, api):
+    from tests.server.test_kernel import run_in_kernel
+
+    code = (
+        "import json, jupyter_dataops as dops\n"
+        "run = dops.run_notebook('nb/hello.ipynb', {'name': 'from-kernel'})\n"
+        "print('RUN ' + json.dumps({k: run[k] for k in ('status', 'parameters', 'owner', "
+        "'output_url')}))\n"
+    )
+    out, reply = await run_in_kernel(jobs, code)
+    text = "".join(out)
+    assert reply["status"] == "ok", text
+    run = json.loads(text.split("RUN ", 1)[1].splitlines()[0])
+    assert run["status"] == "succeeded" and run["owner"] == "ada"
+    assert run["parameters"] == {"name": "from-kernel"}
+    assert run["output_url"].endswith("/outputs/notebook")

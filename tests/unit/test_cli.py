@@ -142,3 +142,26 @@ def test_register_from_a_spec_file(tmp_path):
     (tmp_path / "bad.yaml").write_text("name: 1bad\nsource: {}\n")
     r = run("register", "bad.yaml", cwd=tmp_path)
     assert r.returncode == 2 and "not a valid dataset spec" in r.stderr
+
+
+def test_run_a_notebook_from_the_terminal(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "P"}
+    cell = nbformat.v4.new_code_cell("alpha = 0.1")
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell("print('alpha is', alpha)\nassert alpha < 1")]
+    nbformat.write(nb, tmp_path / "report.ipynb")
+    r = run("run", "report.ipynb", "-p", "alpha", "0.5", "--wait", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    done = json.loads(r.stdout)
+    assert done["status"] == "succeeded" and done["parameters"] == {"alpha": 0.5}
+    log = (tmp_path / ".dataops" / "runs" / done["id"] / "run.log").read_text()
+    assert "alpha is 0.5" in log
+    r = run("run", "report.ipynb", "-p", "alpha", "2", "--wait", cwd=tmp_path)
+    assert r.returncode == 1 and "AssertionError" in r.stdout
+    r = run("run", "report.ipynb", "-p", "alpah", "2", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown parameter 'alpah'" in r.stderr
+    r = run("jobs", "--json", cwd=tmp_path)
+    assert [x["status"] for x in json.loads(r.stdout)["runs"]] == ["failed", "succeeded"]
