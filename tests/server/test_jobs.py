@@ -326,7 +326,7 @@ async def test_restart_marks_lost_runs_and_retries_them(jobs, api):
 
 
 async def test_kernel_api_runs_a_notebook_and_waits(jobs, api):
-    from tests.server.test_kernel import run_in_kernel
+    from tests.server.test_kernel import kernel_result
 
     code = (
         "import json, jupyter_dataops as dops\n"
@@ -334,10 +334,7 @@ async def test_kernel_api_runs_a_notebook_and_waits(jobs, api):
         "print('RUN ' + json.dumps({k: run[k] for k in ('status', 'parameters', 'owner', "
         "'output_url')}))\n"
     )
-    out, reply = await run_in_kernel(jobs, code)
-    text = "".join(out)
-    assert reply["status"] == "ok", text
-    run = json.loads(text.split("RUN ", 1)[1].splitlines()[0])
+    run, _ = await kernel_result(jobs, code, marker="RUN")
     assert run["status"] == "succeeded" and run["owner"] == "ada"
     assert run["parameters"] == {"name": "from-kernel"}
     assert run["output_url"].endswith("/outputs/notebook")

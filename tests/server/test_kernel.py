@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -44,11 +45,16 @@ async def run_in_kernel(serverapp, code: str) -> tuple[list[str], dict]:
     return out, reply["content"]
 
 
-async def test_kernel_client_gets_status(serving, api):
-    out, reply = await run_in_kernel(serving, CODE)
+async def kernel_result(serverapp, code: str, marker: str = "RESULT") -> tuple[Any, str]:
+    """Run ``code`` in a fresh kernel; the JSON it printed after ``marker``, and all output."""
+    out, reply = await run_in_kernel(serverapp, code)
     text = "".join(out)
     assert reply["status"] == "ok", text
-    result = json.loads(text.split("RESULT ", 1)[1])
+    return json.loads(text.split(f"{marker} ", 1)[1].splitlines()[0]), text
+
+
+async def test_kernel_client_gets_status(serving, api):
+    result, _ = await kernel_result(serving, CODE)
     _, expected = await api("GET", "status")
     assert result["user"] == "ada" == expected["user"]["name"]
     assert result["counts"] == expected["counts"]
@@ -95,10 +101,7 @@ async def test_kernel_pulls_a_governed_dataframe(serving, jp_root_dir):
     (jp_root_dir / "dataops.yaml").write_text(
         POLICY.replace("[alice]", "[ada]").replace("alice:", "ada:")
     )
-    out, reply = await run_in_kernel(serving, PULL)
-    text = "".join(out)
-    assert reply["status"] == "ok", text
-    result = json.loads(text.split("RESULT ", 1)[1].splitlines()[0])
+    result, text = await kernel_result(serving, PULL)
     assert result["ids"] == [1, 2]  # EU rows only, and the user's filter
     assert result["emails"] == ["****e.eu", "****e.eu"]
     assert result["dtypes"]["id"] == "int64" and result["dtypes"]["balance"] == "float64"
@@ -131,10 +134,7 @@ async def test_demo_notebook_runs_on_the_demo_workspace(serving, jp_root_dir):
         "'tails': df.tailnum.dropna().str[:4].unique().tolist(), 'n': len(df), "
         "'lineage': [r['dataset'] for r in dops.lineage()]}))"
     )
-    out, reply = await run_in_kernel(serving, code)
-    text = "".join(out)
-    assert reply["status"] == "ok", text
-    result = json.loads(text.split("RESULT ", 1)[1].splitlines()[0])
+    result, _ = await kernel_result(serving, code)
     assert result["origins"] == ["JFK"]  # ada is an analyst for JFK only
     assert result["tails"] == ["****"]  # tail numbers are masked for analysts
     assert result["n"] > 1000
