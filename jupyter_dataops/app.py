@@ -73,22 +73,30 @@ class DataOpsApp(ExtensionApp):
         await super()._start_jupyter_server_extension(serverapp)
         # Background work starts here, with the loop running, never at import or in
         # initialize_settings.
-        from .jobs.executors.local import LocalExecutor
-
         assert self.platform is not None
         p = self.platform
-        self.executor = LocalExecutor(
-            p.jobs,
-            p.store.run,
-            os.environ.get(URL_ENV, ""),
-            workers=p.settings.job_workers,
-            warm=p.settings.warm_kernels,
-        )
+        self.executor = p.executor(os.environ.get(URL_ENV, ""))
         self.settings["dataops_executor"] = self.executor
         serverapp.web_app.settings["dataops_executor"] = self.executor
         await self.executor.start()
+        if p.settings.run_scheduler:
+            from .jobs.scheduler import Scheduler
+
+            # Only this server's user's jobs: their runs execute here, as that user.
+            self.scheduler = Scheduler(
+                p.jobs,
+                principal=p.principal,
+                owner=p.kernel_owner(),
+                on_fire=self.executor.wake,
+                run_blocking=p.store.run,
+            )
+            serverapp.web_app.settings["dataops_scheduler"] = self.scheduler
+            await self.scheduler.start()
 
     async def stop_extension(self) -> None:
+        scheduler = getattr(self, "scheduler", None)
+        if scheduler is not None:
+            await scheduler.stop()
         executor = getattr(self, "executor", None)
         if executor is not None:
             await executor.stop()

@@ -301,13 +301,10 @@ class RunApp(_Sub):
             self.exit(1)
 
     async def _execute(self, p: Any, run_id: str) -> Any:
-        from .jobs.executors.local import LocalExecutor
         from .jobs.service import TERMINAL
 
         user = p.principal(p.kernel_owner())
-        executor = LocalExecutor(
-            p.jobs, p.store.run, _running_server_url(p.root), workers=1, warm=0
-        )
+        executor = p.executor(_running_server_url(p.root), workers=1, warm=0)
         await executor.start()
         try:
             while True:
@@ -328,6 +325,73 @@ class RunApp(_Sub):
         if "log" in run.outputs:
             lines.append(f"  log:    {runs_dir / run.id / 'run.log'}")
         return "\n".join(lines)
+
+
+class SchedulerApp(_Sub):
+    name = "jupyter-dataops-scheduler"
+    description = "Fire job schedules and execute the runs in this process, until SIGTERM/SIGINT."
+    interval = Float(5.0, help="Seconds between two looks at the schedules.").tag(config=True)
+    workers = Int(0, help="Runs executed at once (0: DataOps.job_workers).").tag(config=True)
+    clock_offset = Float(
+        0.0, help="Shift the scheduler's clock by this many seconds (tests and drills)."
+    ).tag(config=True)
+    aliases = {
+        **_Sub.aliases,
+        "interval": "SchedulerApp.interval",
+        "workers": "SchedulerApp.workers",
+        "clock-offset": "SchedulerApp.clock_offset",
+    }
+
+    def run(self) -> None:
+        import logging
+
+        logging.basicConfig(
+            level=logging.INFO, format="[%(asctime)s %(levelname)s] %(message)s", stream=sys.stderr
+        )
+        p = self.open_platform()
+        # Its own host: its executor runs (and after a crash recovers) only the runs it queued,
+        # never those of a Jupyter server on the same machine and workspace.
+        p.jobs.host = f"{p.jobs.host}#scheduler"
+        try:
+            asyncio.run(self._serve(p))
+        finally:
+            p.close()
+
+    async def _serve(self, p: Any) -> None:
+        import signal
+        from datetime import timedelta
+
+        from .jobs.scheduler import Scheduler
+        from .jobs.service import utcnow
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        executor = p.executor(_running_server_url(p.root), workers=self.workers or None)
+        offset = timedelta(seconds=self.clock_offset)
+        scheduler = Scheduler(
+            p.jobs,
+            now=lambda: utcnow() + offset,
+            principal=p.principal,
+            on_fire=executor.wake,
+            run_blocking=p.store.run,
+            interval_s=self.interval,
+        )
+        await executor.start()
+        await scheduler.start()
+        self.log.info(
+            "DataOps scheduler: store %s, workspace %s, host %s",
+            p.store.redacted_url,
+            p.root,
+            p.jobs.host,
+        )
+        try:
+            await stop.wait()
+        finally:
+            await scheduler.stop()
+            await executor.stop()
+        self.log.info("DataOps scheduler: stopped")
 
 
 class JobsApp(_Sub):
@@ -440,6 +504,7 @@ class DataOpsCLI(JupyterApp):
         "register": (RegisterApp, RegisterApp.description),
         "run": (RunApp, RunApp.description),
         "jobs": (JobsApp, JobsApp.description),
+        "scheduler": (SchedulerApp, SchedulerApp.description),
         "audit": (AuditApp, AuditApp.description),
     }
 

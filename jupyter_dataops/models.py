@@ -225,6 +225,11 @@ class JobDefinitionRequest(_Model):
     tags: list[str] = Field(default_factory=list)
     output_formats: list[str] = Field(default_factory=list, description="html")
     paused: bool = False
+    catchup: str = Field(
+        default="once",
+        pattern=r"^(once|skip)$",
+        description="Fire times missed while no scheduler ran: once (run the latest) or skip.",
+    )
 
 
 class JobDefinitionPatch(_Model):
@@ -241,6 +246,7 @@ class JobDefinitionPatch(_Model):
     tags: list[str] | None = None
     output_formats: list[str] | None = None
     paused: bool | None = None
+    catchup: str | None = Field(default=None, pattern=r"^(once|skip)$")
 
 
 class JobDefinitionInfo(_Model):
@@ -261,6 +267,7 @@ class JobDefinitionInfo(_Model):
     tags: list[str]
     output_formats: list[str]
     paused: bool
+    catchup: str
     created_at: datetime
     updated_at: datetime
 

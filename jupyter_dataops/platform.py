@@ -54,7 +54,11 @@ class Platform:
         from .jobs.service import JobService
 
         self.jobs = JobService(
-            self.store, self.root, self.tokens, lambda: self.workspace_config().admins
+            self.store,
+            self.root,
+            self.tokens,
+            lambda: self.workspace_config().admins,
+            default_executor=settings.executor,
         )
 
     def start_query(self, fn: Callable[[], T]) -> asyncio.Future[T]:
@@ -114,6 +118,19 @@ class Platform:
                 config_error=problems[0] if problems else None,
             ),
             counts=self.counts(),
+        )
+
+    def executor(self, server_url: str, workers: int | None = None, warm: int | None = None) -> Any:
+        """The run dispatcher (local runners, and Dask when configured) for this workspace."""
+        from .jobs.executors.local import LocalExecutor
+
+        return LocalExecutor(
+            self.jobs,
+            self.store.run,
+            server_url,
+            workers=self.settings.job_workers if workers is None else workers,
+            warm=self.settings.warm_kernels if warm is None else warm,
+            dask_scheduler_address=self.settings.dask_scheduler_address,
         )
 
     def is_admin(self, user: Principal) -> bool:

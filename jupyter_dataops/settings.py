@@ -9,7 +9,7 @@ from __future__ import annotations
 import getpass
 from pathlib import Path
 
-from traitlets import Int, Unicode, default
+from traitlets import Bool, Int, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 
@@ -64,6 +64,34 @@ class DataOps(LoggingConfigurable):
         help="Runner processes kept started ahead of time, kernel ready, so a run does not "
         "wait for kernel start-up. 0 starts each run's kernel on demand.",
     ).tag(config=True)
+
+    run_scheduler = Bool(
+        True,
+        help="Fire the cron schedules of this server's user's job definitions, and execute the "
+        "runs here. Safe next to other schedulers (each fire time runs exactly once); set it "
+        "False when `jupyter dataops scheduler` runs, so scheduled jobs never depend on a "
+        "user's server.",
+    ).tag(config=True)
+
+    executor = Unicode(
+        "local",
+        help="Executor of runs submitted without a job definition (a definition names its "
+        "own): 'local' (kernels on this machine) or 'dask' (a distributed cluster at "
+        "dask_scheduler_address).",
+    ).tag(config=True)
+
+    dask_scheduler_address = Unicode(
+        "",
+        help="Address of the Dask scheduler that runs with executor 'dask' are submitted to, "
+        "e.g. tcp://127.0.0.1:8786. Needs the 'dask' extra (distributed).",
+    ).tag(config=True)
+
+    @validate("executor")
+    def _validate_executor(self, proposal: dict) -> str:
+        value = str(proposal["value"])
+        if value not in ("local", "dask"):
+            raise TraitError(f"DataOps.executor must be 'local' or 'dask', not {value!r}")
+        return value
 
     @default("local_user")
     def _default_local_user(self) -> str:

@@ -5,16 +5,25 @@ kernel started and ready, so a run pays neither on its critical path. The protoc
 lines: the runner prints ``{"event": "ready"}``, reads one job from stdin, prints
 ``progress`` events as cells start, and ends with ``done``. Nothing is reused: the kernel and
 the process die with the run.
+
+:func:`execute` is what a run does in its kernel, shared with the Dask executor's
+:func:`run_on_worker` (a task on a ``distributed`` worker).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+Progress = Callable[..., None]
 
 
 def emit(event: str, **data: Any) -> None:
@@ -34,35 +43,19 @@ def _preamble(job: dict[str, Any]) -> str:
     )
 
 
-def main() -> int:
-    kernel_name = sys.argv[1] if len(sys.argv) > 1 else "python3"
-    import papermill
-    from jupyter_client.manager import AsyncKernelManager
-    from jupyter_core.utils import run_sync
+def _engine() -> str:
+    """Register (once per process) papermill's engine that reports cells as they start.
+
+    The engine takes the kernel manager (``km``) and a ``dataops_progress`` callback as engine
+    keyword arguments, so concurrent runs in one process (a Dask worker) do not share state.
+    """
     from papermill.engines import NBClientEngine, papermill_engines
-
-    km = AsyncKernelManager(kernel_name=kernel_name)
-    try:
-        run_sync(km.start_kernel)()
-        kc = km.client()
-        kc.start_channels()
-        run_sync(kc.wait_for_ready)(timeout=60)
-    except Exception as e:
-        emit("failed_to_start", error=f"{type(e).__name__}: {e}")
-        return 3
-    provisioner = getattr(km, "provisioner", None)
-    emit("ready", kernel_pid=getattr(getattr(provisioner, "process", None), "pid", None))
-
-    line = sys.stdin.readline()
-    if not line:  # the server let this runner go unused
-        run_sync(km.shutdown_kernel)(now=True)
-        return 0
-    job = json.loads(line)
-    started = time.monotonic()
 
     class Engine(NBClientEngine):
         @classmethod
         def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
+            progress: Progress = kwargs.pop("dataops_progress")
+            started: float = kwargs.pop("dataops_started")
             total = sum(1 for c in nb_man.nb.cells if c.cell_type == "code")
             seen = {"n": 0}
             cell_start = nb_man.cell_start
@@ -71,8 +64,7 @@ def main() -> int:
                 if cell.cell_type == "code":
                     seen["n"] += 1
                     src = cell.source.strip().splitlines()
-                    emit(
-                        "progress",
+                    progress(
                         cell=seen["n"],
                         of=total,
                         index=cell_index,
@@ -82,9 +74,53 @@ def main() -> int:
                 return cell_start(cell, cell_index, **kw)
 
             nb_man.cell_start = on_start
-            return super().execute_managed_notebook(nb_man, kernel_name, km=km, **kwargs)
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
 
-    papermill_engines.register("dataops", Engine)
+    if "dataops" not in papermill_engines._engines:
+        papermill_engines.register("dataops", Engine)
+    return "dataops"
+
+
+def start_kernel(kernel_name: str) -> tuple[Any, Any, int | None]:
+    """Start a kernel and wait until it answers: (manager, client, kernel pid)."""
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    km = AsyncKernelManager(kernel_name=kernel_name)
+    run_sync(km.start_kernel)()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        run_sync(kc.wait_for_ready)(timeout=60)
+    except Exception:
+        stop_kernel(km)
+        raise
+    provisioner = getattr(km, "provisioner", None)
+    return km, kc, getattr(getattr(provisioner, "process", None), "pid", None)
+
+
+def stop_kernel(km: Any) -> None:
+    from jupyter_core.utils import run_sync
+
+    try:
+        run_sync(km.shutdown_kernel)(now=True)
+    except Exception:
+        pass
+
+
+def execute(
+    job: dict[str, Any], km: Any, kc: Any, kernel_name: str, progress: Progress
+) -> dict[str, Any]:
+    """Run ``job`` in the started kernel: the preamble, then papermill.
+
+    Returns ``{"status": "succeeded", "outputs": {...}}`` or ``{"status": "failed", "error":
+    {...}}``; the cells' output goes to ``job["log_path"]``. Does not stop the kernel.
+    """
+    import papermill
+    from jupyter_core.utils import run_sync
+
+    started = time.monotonic()
+    engine = _engine()
     log = open(job["log_path"], "a", buffering=1, encoding="utf-8")
     try:
         reply = run_sync(kc.execute_interactive)(_preamble(job), timeout=30, store_history=False)
@@ -96,35 +132,188 @@ def main() -> int:
             job["input_path"],
             job["output_path"],
             parameters=job["parameters"],
-            engine_name="dataops",
+            engine_name=engine,
             kernel_name=kernel_name,
             progress_bar=False,
             log_output=False,
             stdout_file=log,
             stderr_file=log,
             request_save_on_cell_execute=True,
+            km=km,
+            dataops_progress=progress,
+            dataops_started=started,
         )
         outputs = {"notebook": job["output_path"], "log": job["log_path"]}
         if "html" in job.get("output_formats", []):
             outputs["html"] = _html(job["output_path"])
         log.write(f"[dataops] succeeded in {time.monotonic() - started:.2f} s\n")
-        log.flush()
-        emit("done", status="succeeded", outputs=outputs)
-        code = 0
+        return {"status": "succeeded", "outputs": outputs}
     except Exception as e:
         error = _describe(e)
         log.write(f"[dataops] failed: {error['message']}\n")
-        log.flush()
-        emit("done", status="failed", error=error)
-        code = 1
+        return {"status": "failed", "error": error}
     finally:
         log.close()
-    # The run is over; the kernel goes with the process.
+
+
+def main() -> int:
+    kernel_name = sys.argv[1] if len(sys.argv) > 1 else "python3"
+    import papermill  # noqa: F401  (imported ahead of the run)
+
     try:
-        run_sync(km.shutdown_kernel)(now=True)
-    except Exception:
+        km, kc, pid = start_kernel(kernel_name)
+    except Exception as e:
+        emit("failed_to_start", error=f"{type(e).__name__}: {e}")
+        return 3
+    emit("ready", kernel_pid=pid)
+
+    line = sys.stdin.readline()
+    if not line:  # the server let this runner go unused
+        stop_kernel(km)
+        return 0
+    job = json.loads(line)
+    result = execute(job, km, kc, kernel_name, lambda **d: emit("progress", **d))
+    emit("done", **result)
+    # The run is over; the kernel goes with the process.
+    stop_kernel(km)
+    return 0 if result["status"] == "succeeded" else 1
+
+
+def run_on_worker(
+    job: dict[str, Any],
+    notebook: bytes,
+    kernel_name: str,
+    timeout_s: float | None = None,
+    cancel_event: str | None = None,
+) -> dict[str, Any]:
+    """A Dask task: run one job in a fresh kernel on this worker, in a temporary directory.
+
+    The worker need not share the server's disk: the input notebook comes as bytes, and the
+    output notebook, the log (and the html) go back in the result. The working directory is
+    the notebook's directory when it exists here (a shared file system), else the temporary
+    directory; it is set in the kernel by the preamble (never papermill's ``cwd=``, which
+    would ``chdir`` the whole multi-threaded worker). The kernel is killed when the run
+    exceeds ``timeout_s`` or when the server sets the ``distributed.Event`` ``cancel_event``.
+    """
+    import shutil
+    import tempfile
+
+    worker_name = None
+    local_dir = None
+    client = None
+    try:
+        from distributed import get_client, get_worker
+
+        worker = get_worker()
+        worker_name, local_dir = str(worker.name), worker.local_directory
+        client = get_client() if cancel_event else None
+    except Exception:  # not in a worker (called directly)
         pass
-    return code
+    tmp = Path(tempfile.mkdtemp(prefix=f"dataops-run-{job['run_id']}-", dir=local_dir))
+    cwd = job["cwd"] if os.path.isdir(job["cwd"]) else str(tmp)
+    wjob = {
+        **job,
+        "input_path": str(tmp / "input.ipynb"),
+        "output_path": str(tmp / "output.ipynb"),
+        "log_path": str(tmp / "run.log"),
+        "cwd": cwd,
+    }
+    Path(wjob["input_path"]).write_bytes(notebook)
+    last: dict[str, Any] = {}
+    killed: dict[str, str] = {}
+    done = threading.Event()
+    try:
+        with open(wjob["log_path"], "a", encoding="utf-8") as log:
+            log.write(f"[dataops] on dask worker {worker_name}, in {cwd}\n")
+        try:
+            km, kc, pid = start_kernel(kernel_name)
+        except Exception as e:
+            result: dict[str, Any] = {
+                "status": "failed",
+                "error": {"reason": "kernel_start", "message": f"{type(e).__name__}: {e}"},
+            }
+        else:
+            watchdog = threading.Thread(
+                target=_watch,
+                args=(pid, done, killed, timeout_s, cancel_event, client),
+                daemon=True,
+                name=f"dataops-watch-{job['run_id']}",
+            )
+            watchdog.start()
+            try:
+                result = execute(wjob, km, kc, kernel_name, lambda **d: last.update(d))
+            finally:
+                done.set()
+                stop_kernel(km)
+                watchdog.join(5)
+        if killed:
+            reason = killed["reason"]
+            status = "timed_out" if reason == "timeout" else "cancelled"
+            message = (
+                f"the run exceeded its timeout of {timeout_s:g} s and was killed"
+                if reason == "timeout"
+                else "cancelled while running"
+            )
+            result = {"status": status, "error": {"reason": reason, "message": message}}
+        out = Path(wjob["output_path"])
+        html = out.with_suffix(".html")
+        return {
+            "status": result["status"],
+            "error": result.get("error"),
+            "notebook": out.read_bytes() if out.exists() else None,
+            "html": html.read_bytes() if html.exists() else None,
+            "log": Path(wjob["log_path"]).read_text(encoding="utf-8", errors="replace"),
+            "progress": last,
+            "worker": worker_name,
+        }
+    finally:
+        done.set()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _watch(
+    pid: int | None,
+    done: threading.Event,
+    killed: dict[str, str],
+    timeout_s: float | None,
+    cancel_event: str | None,
+    client: Any,
+) -> None:
+    """Kill the run's kernel at its deadline or when the server cancels the run."""
+    deadline = time.monotonic() + timeout_s if timeout_s else None
+    event = None
+    if cancel_event and client is not None:
+        from distributed import Event
+
+        event = Event(cancel_event, client=client)
+    while not done.is_set():
+        reason = None
+        if deadline is not None and time.monotonic() >= deadline:
+            reason = "timeout"
+        elif event is not None:
+            try:
+                if event.wait(timeout=0.5):
+                    reason = "cancelled"
+            except Exception:
+                done.wait(0.5)
+        else:
+            done.wait(0.5)
+        if reason and not done.is_set():
+            killed["reason"] = reason
+            _kill(pid)
+            return
+
+
+def _kill(pid: int | None) -> None:
+    if not pid:
+        return
+    try:  # jupyter_client starts kernels in their own session: take the group
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, OSError):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _describe(e: Exception) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -55,8 +56,16 @@ def utcnow() -> datetime:
 
 
 class JobService:
-    def __init__(self, store: Store, root: Path, tokens: TokenSigner, admins: Any) -> None:
+    def __init__(
+        self,
+        store: Store,
+        root: Path,
+        tokens: TokenSigner,
+        admins: Any,
+        default_executor: str = "local",
+    ) -> None:
         self.store = store
+        self.default_executor = default_executor  # of runs without a job definition
         self.root = root
         self.tokens = tokens
         self._admins = admins  # callable -> list of admin names (the policy can change)
@@ -139,7 +148,8 @@ class JobService:
                 schedule=req.schedule, timezone=req.timezone, timeout_s=req.timeout_s,
                 max_retries=req.max_retries, retry_backoff_s=req.retry_backoff_s,
                 concurrency=req.concurrency, tags=req.tags,
-                output_formats=req.output_formats, paused=req.paused)  # fmt: skip
+                output_formats=req.output_formats, paused=req.paused,
+                catchup=req.catchup)  # fmt: skip
             s.add(j)
             s.flush()
             return self._definition_info(j)
@@ -206,9 +216,17 @@ class JobService:
         return RunInfo(**d, job_name=job_name)
 
     def submit(
-        self, user: Principal, req: RunRequest, trigger: str = "api"
+        self,
+        user: Principal,
+        req: RunRequest,
+        trigger: str = "api",
+        claim: Callable[[Any, t.Run], None] | None = None,
     ) -> tuple[RunInfo, bool]:
-        """Queue a run; returns (run, created). An idempotency key returns the first run."""
+        """Queue a run; returns (run, created). An idempotency key returns the first run.
+
+        ``claim(session, run)`` runs in the transaction that inserts the run, before it: the
+        scheduler records its fire there, and whatever it raises writes nothing.
+        """
         if req.idempotency_key:
             with self.store.session() as s:
                 r = s.scalar(
@@ -243,8 +261,8 @@ class JobService:
         run = t.Run(
             id=t.new_id(), job_id=job.id if job else None, status="queued",
             owner=job.owner if job else user.name, notebook_path=rel, parameters=params,
-            kernel_name=kernel, executor=job.executor if job else "local", trigger=trigger,
-            triggered_by=user.name, idempotency_key=req.idempotency_key,
+            kernel_name=kernel, executor=job.executor if job else self.default_executor,
+            trigger=trigger, triggered_by=user.name, idempotency_key=req.idempotency_key,
             timeout_s=req.timeout_s or (job.timeout_s if job else None), host=self.host,
             progress={"output_formats": formats})  # fmt: skip
         run_dir = self.runs_dir / run.id
@@ -255,6 +273,8 @@ class JobService:
             run.notebook_hash = notebook_hash(run_dir / OUTPUT_FILES["input"])
             run.outputs = {"input": OUTPUT_FILES["input"]}
             with self.store.session() as s:
+                if claim is not None:
+                    claim(s, run)
                 s.add(run)
                 s.flush()
                 return self.run_info(s, run), True

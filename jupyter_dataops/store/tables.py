@@ -145,8 +145,25 @@ class JobDefinition(Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     output_formats: Mapped[list[str]] = mapped_column(JSON, default=list)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Fire times missed while no scheduler ran: "once" runs the latest of them, "skip" none.
+    catchup: Mapped[str] = mapped_column(String(8), default="once")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ScheduleFire(Base):
+    """One fire time of a schedule, claimed by the scheduler that inserted it (exactly once:
+    the unique constraint makes every other scheduler's insert fail)."""
+
+    __tablename__ = "dops_schedule_fires"
+    __table_args__ = (UniqueConstraint("job_id", "fire_time"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("dops_job_definitions.id", ondelete="CASCADE"))
+    fire_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    run_id: Mapped[str] = mapped_column(String(32))
+    host: Mapped[str] = mapped_column(String(512), default="")
+    fired_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Run(Base):

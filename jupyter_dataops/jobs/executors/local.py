@@ -5,6 +5,9 @@ any run needs it; a run takes a ready runner, so kernel start-up is off its crit
 a new runner starts in the background. A runner serves exactly one run, then exits: every
 run gets a fresh kernel in a fresh process. Timeouts and cancellation kill the runner's
 process group (the kernel included).
+
+This dispatch loop is the only dispatcher: a run whose ``executor`` is ``"dask"`` is handed
+to :class:`~.dask.DaskBackend` (a ``distributed`` cluster) instead of a warm runner.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..service import JobService, RunSpec
+
+if TYPE_CHECKING:
+    from .dask import DaskBackend
 
 log = logging.getLogger(__name__)
 KILL_GRACE_S = 3.0
@@ -102,6 +108,7 @@ class LocalExecutor:
         workers: int = 2,
         warm: int = 2,
         default_kernel: str = "python3",
+        dask_scheduler_address: str = "",
     ) -> None:
         self.service = service
         self.run_blocking = run_blocking  # runs store work off the event loop
@@ -111,6 +118,9 @@ class LocalExecutor:
         self.default_kernel = default_kernel
         self._pool: list[Runner] = []
         self._active: dict[str, Runner] = {}
+        self.dask_scheduler_address = dask_scheduler_address
+        self._dask: DaskBackend | None = None
+        self._remote: dict[str, bool] = {}  # runs executing on the Dask cluster
         self._running_jobs: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -134,6 +144,8 @@ class LocalExecutor:
             await runner.kill()
         for task in list(self._tasks):
             task.cancel()
+        if self._dask is not None:
+            await self._dask.close()
 
     def wake(self) -> None:
         self._wake.set()
@@ -183,12 +195,32 @@ class LocalExecutor:
             except asyncio.TimeoutError:
                 pass
 
+    def _executors(self, run_ids: list[str]) -> dict[str, str]:
+        from sqlalchemy import select
+
+        from ...store import tables as t
+
+        with self.service.store.session() as s:
+            rows = s.execute(select(t.Run.id, t.Run.executor).where(t.Run.id.in_(run_ids)))
+            return {r[0]: r[1] for r in rows}
+
+    def _dask_backend(self) -> DaskBackend:
+        if self._dask is None:
+            from .dask import DaskBackend
+
+            self._dask = DaskBackend(self.dask_scheduler_address)
+        return self._dask
+
     async def _dispatch_once(self) -> None:
-        if len(self._active) >= self.workers:
+        queued = await self.run_blocking(self.service.queued)
+        if not queued:
             return
-        for run_id, job_id, concurrency in await self.run_blocking(self.service.queued):
-            if len(self._active) >= self.workers:
-                return
+        executors = await self.run_blocking(self._executors, [q[0] for q in queued])
+        for run_id, job_id, concurrency in queued:
+            # Local runs are bounded by the runner pool; the cluster queues Dask runs itself.
+            remote = executors.get(run_id) == "dask"
+            if not remote and len(self._active) >= self.workers:
+                continue
             if job_id and self._running_jobs.get(job_id, 0) >= concurrency:
                 continue
             spec = await self.run_blocking(self.service.claim, run_id, self.server_url)
@@ -196,23 +228,32 @@ class LocalExecutor:
                 continue  # another dispatcher took it, or it was cancelled
             if job_id:
                 self._running_jobs[job_id] = self._running_jobs.get(job_id, 0) + 1
-            placeholder = Runner(spec.kernel_name, str(self.service.root))
-            self._active[run_id] = placeholder
-            self._track(self._execute(spec, job_id))
+            if remote:
+                self._remote[run_id] = True
+            else:
+                self._active[run_id] = Runner(spec.kernel_name, str(self.service.root))
+            self._track(self._execute(spec, job_id, remote))
 
-    async def _execute(self, spec: RunSpec, job_id: str | None) -> None:
+    async def _execute(self, spec: RunSpec, job_id: str | None, remote: bool = False) -> None:
         status, error, outputs = "failed", None, None
         runner: Runner | None = None
         try:
-            runner = await self._take(spec.kernel_name)
-            if self._active.get(spec.run_id) is None:  # cancelled while waiting for a runner
-                await runner.kill()
-                return
-            self._active[spec.run_id] = runner
-            await runner.send(spec.job)
-            status, error, outputs = await asyncio.wait_for(
-                self._follow(spec.run_id, runner), spec.timeout_s
-            )
+            if remote:
+
+                async def progress(data: dict[str, Any]) -> None:
+                    await self.run_blocking(self.service.progress, spec.run_id, data)
+
+                status, error, outputs = await self._dask_backend().run(spec, progress)
+            else:
+                runner = await self._take(spec.kernel_name)
+                if self._active.get(spec.run_id) is None:  # cancelled while waiting for one
+                    await runner.kill()
+                    return
+                self._active[spec.run_id] = runner
+                await runner.send(spec.job)
+                status, error, outputs = await asyncio.wait_for(
+                    self._follow(spec.run_id, runner), spec.timeout_s
+                )
         except asyncio.TimeoutError:
             status = "timed_out"
             error = {
@@ -228,7 +269,7 @@ class LocalExecutor:
         finally:
             if runner is not None:
                 await runner.kill()
-            cancelled = self._active.pop(spec.run_id, None) is None
+            cancelled = (self._remote if remote else self._active).pop(spec.run_id, None) is None
             if job_id:
                 self._running_jobs[job_id] -= 1
             if cancelled:
@@ -267,6 +308,8 @@ class LocalExecutor:
 
     async def cancel(self, run_id: str) -> bool:
         """Kill a running run; False when it is not running here."""
+        if self._remote.pop(run_id, None):
+            return await self._dask_backend().cancel(run_id)
         runner = self._active.pop(run_id, None)
         if runner is None:
             return False

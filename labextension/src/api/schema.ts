@@ -527,6 +527,8 @@ export interface components {
         };
         /** JobDefinitionInfo */
         JobDefinitionInfo: {
+            /** Catchup */
+            catchup: string;
             /** Concurrency */
             concurrency: number;
             /**
@@ -576,6 +578,11 @@ export interface components {
         };
         /** JobDefinitionPatch */
         JobDefinitionPatch: {
+            /**
+             * Catchup
+             * @default null
+             */
+            catchup: string | null;
             /**
              * Concurrency
              * @default null
@@ -649,6 +656,12 @@ export interface components {
          * @description Create a job definition (PATCH takes the same fields, all optional).
          */
         JobDefinitionRequest: {
+            /**
+             * Catchup
+             * @description Fire times missed while no scheduler ran: once (run the latest) or skip.
+             * @default once
+             */
+            catchup: string;
             /**
              * Concurrency
              * @default 1
