@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
+from pathlib import Path
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -27,6 +28,16 @@ from ..models import (
 from .base import DataOpsHandler, Operation
 
 LOG_POLL_S = 0.25
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    """What was appended to ``path`` since ``offset`` (file I/O stays off the event loop)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            return f.read()
+    except FileNotFoundError:
+        return b""
 
 
 class _JobsBase(DataOpsHandler):
@@ -261,10 +272,8 @@ class LogHandler(_JobsBase):
         offset = 0
         try:
             while True:
-                if path.exists():
-                    with path.open("rb") as f:
-                        f.seek(offset)
-                        chunk = f.read()
+                chunk = await self.platform.store.run(_read_from, path, offset)
+                if chunk:
                     offset += len(chunk)
                     for line in chunk.decode("utf-8", "replace").splitlines():
                         self.write(f"data: {line}\n\n")
