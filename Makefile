@@ -12,7 +12,8 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 export PATH := $(BIN):$(PATH)
 
 BUILD_DEPS := "hatchling>=1.5" "hatch-jupyter-builder>=0.5" "hatch-nodejs-version>=0.3.2" \
-              "editables>=0.5" "jupyterlab>=4.2,<5"
+              "editables>=0.5" "jupyterlab>=4.2,<5" \
+              "setuptools>=61" "wheel>=0.40"
 SOURCES    := pyproject.toml labextension/package.json labextension/yarn.lock
 LAB_ARGS   ?=
 
