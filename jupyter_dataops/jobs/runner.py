@@ -26,9 +26,13 @@ from typing import Any
 Progress = Callable[..., None]
 
 
+_out: Any = None  # where protocol events go: stdout, or a forked runner's socket
+
+
 def emit(event: str, **data: Any) -> None:
-    sys.__stdout__.write(json.dumps({"event": event, **data}) + "\n")  # type: ignore[union-attr]
-    sys.__stdout__.flush()  # type: ignore[union-attr]
+    out: Any = _out or sys.__stdout__
+    out.write(json.dumps({"event": event, **data}) + "\n")
+    out.flush()
 
 
 def _preamble(job: dict[str, Any]) -> str:
@@ -46,16 +50,46 @@ def _preamble(job: dict[str, Any]) -> str:
 def _engine() -> str:
     """Register (once per process) papermill's engine that reports cells as they start.
 
-    The engine takes the kernel manager (``km``) and a ``dataops_progress`` callback as engine
-    keyword arguments, so concurrent runs in one process (a Dask worker) do not share state.
+    The engine takes the kernel manager (``km``), the runner's connected client
+    (``dataops_kc``) and a ``dataops_progress`` callback as engine keyword arguments, so
+    concurrent runs in one process (a Dask worker) share no state.
     """
-    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import Engine as PapermillEngine
+    from papermill.engines import papermill_engines
 
-    class Engine(NBClientEngine):
+    class Client(PapermillNotebookClient):
+        """papermill's client, driving the runner's already connected kernel client when it
+        has one (nbclient would connect a second one and wait for it: 0.2 s at least)."""
+
+        def __init__(self, nb_man: Any, given_kc: Any = None, **kw: Any) -> None:
+            super().__init__(nb_man, **kw)
+            self.given_kc = given_kc
+
+        def start_new_kernel_client(self) -> Any:
+            if self.given_kc is None:
+                return super().start_new_kernel_client()
+            self.kc = self.given_kc
+            self.kc.allow_stdin = False
+            return self.kc
+
+    class Engine(PapermillEngine):
         @classmethod
-        def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
+        def execute_managed_notebook(
+            cls,
+            nb_man: Any,
+            kernel_name: str,
+            log_output: bool = False,
+            stdout_file: Any = None,
+            stderr_file: Any = None,
+            start_timeout: float = 60,
+            execution_timeout: float | None = None,
+            **kwargs: Any,
+        ) -> Any:
             progress: Progress = kwargs.pop("dataops_progress")
             started: float = kwargs.pop("dataops_started")
+            kc = kwargs.pop("dataops_kc", None)
+            kwargs.pop("input_path", None)
             total = sum(1 for c in nb_man.nb.cells if c.cell_type == "code")
             seen = {"n": 0}
             cell_start = nb_man.cell_start
@@ -74,7 +108,18 @@ def _engine() -> str:
                 return cell_start(cell, cell_index, **kw)
 
             nb_man.cell_start = on_start
-            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+            client = Client(
+                nb_man,
+                given_kc=kc,
+                kernel_name=kernel_name,
+                timeout=execution_timeout,
+                startup_timeout=start_timeout,
+                log_output=log_output,
+                stdout_file=stdout_file,
+                stderr_file=stderr_file,
+                **kwargs,
+            )
+            return client.execute()
 
     if "dataops" not in papermill_engines._engines:
         papermill_engines.register("dataops", Engine)
@@ -126,7 +171,6 @@ def execute(
         reply = run_sync(kc.execute_interactive)(_preamble(job), timeout=30, store_history=False)
         if reply["content"]["status"] != "ok":
             raise RuntimeError("the run's set-up code failed in the kernel")
-        kc.stop_channels()
         log.write(f"[dataops] run {job['run_id']}: executing {job['notebook']}\n")
         papermill.execute_notebook(
             job["input_path"],
@@ -140,6 +184,7 @@ def execute(
             stderr_file=log,
             request_save_on_cell_execute=True,
             km=km,
+            dataops_kc=kc,
             dataops_progress=progress,
             dataops_started=started,
         )
@@ -156,27 +201,39 @@ def execute(
         log.close()
 
 
-def main() -> int:
-    kernel_name = sys.argv[1] if len(sys.argv) > 1 else "python3"
-    import papermill  # noqa: F401  (imported ahead of the run)
-
+def serve(
+    kernel_name: str,
+    inp: Any,
+    out: Any,
+    start: Callable[[str], tuple[Any, Any, int | None]],
+    stop: Callable[[Any], None],
+) -> int:
+    """The runner's protocol on ``inp``/``out``: start the kernel, say ``ready``, run one job."""
+    global _out
+    _out = out
     try:
-        km, kc, pid = start_kernel(kernel_name)
+        km, kc, pid = start(kernel_name)
     except Exception as e:
         emit("failed_to_start", error=f"{type(e).__name__}: {e}")
         return 3
-    emit("ready", kernel_pid=pid)
-
-    line = sys.stdin.readline()
+    emit("ready", kernel_pid=pid, pid=os.getpid())
+    line = inp.readline()
     if not line:  # the server let this runner go unused
-        stop_kernel(km)
+        stop(km)
         return 0
     job = json.loads(line)
     result = execute(job, km, kc, kernel_name, lambda **d: emit("progress", **d))
     emit("done", **result)
-    # The run is over; the kernel goes with the process.
-    stop_kernel(km)
+    # The run is over; the kernel goes with the runner.
+    stop(km)
     return 0 if result["status"] == "succeeded" else 1
+
+
+def main() -> int:
+    kernel_name = sys.argv[1] if len(sys.argv) > 1 else "python3"
+    import papermill  # noqa: F401  (imported ahead of the run)
+
+    return serve(kernel_name, sys.stdin, sys.stdout, start_kernel, stop_kernel)
 
 
 def run_on_worker(

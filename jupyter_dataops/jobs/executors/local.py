@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ..service import JobService, RunSpec
 
 if TYPE_CHECKING:
+    from ..forkserver import ForkServer
     from .dask import DaskBackend
 
 log = logging.getLogger(__name__)
@@ -32,14 +34,20 @@ KILL_GRACE_S = 3.0
 
 
 class Runner:
+    """A runner started as its own interpreter (``python -m jupyter_dataops.jobs.runner``):
+    the way for kernels that cannot be forked (another language, another environment)."""
+
     def __init__(self, kernel_name: str, cwd: str) -> None:
         self.kernel_name = kernel_name
         self.cwd = cwd
-        self.proc: asyncio.subprocess.Process | None = None
+        self.pid: int | None = None
         self.kernel_pid: int | None = None
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
         self.ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.proc: asyncio.subprocess.Process | None = None
 
-    async def start(self) -> None:
+    async def _open(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -51,21 +59,27 @@ class Runner:
             cwd=self.cwd,
             start_new_session=True,  # its own process group: one kill takes the kernel too
         )
+        self.pid, self.reader, self.writer = self.proc.pid, self.proc.stdout, self.proc.stdin
+
+    async def start(self) -> None:
         try:
+            await self._open()
             line = await self.read()
         except Exception as e:
             self.ready.set_result(False)
-            log.error("runner failed to start: %r", e)
+            log.error("DataOps: a runner failed to start: %r", e)
             return
         ok = line is not None and line.get("event") == "ready"
         if ok and line is not None:
             self.kernel_pid = line.get("kernel_pid")
+        elif line is not None:
+            log.error("DataOps: a runner failed to start: %s", line.get("error"))
         self.ready.set_result(ok)
 
     async def read(self) -> dict[str, Any] | None:
-        assert self.proc is not None and self.proc.stdout is not None
+        assert self.reader is not None
         while True:
-            raw = await self.proc.stdout.readline()
+            raw = await self.reader.readline()
             if not raw:
                 return None
             try:
@@ -74,27 +88,70 @@ class Runner:
                 continue  # stray output; the protocol lines are JSON
 
     async def send(self, job: dict[str, Any]) -> None:
-        assert self.proc is not None and self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(job) + "\n").encode())
-        await self.proc.stdin.drain()
+        assert self.writer is not None
+        self.writer.write((json.dumps(job) + "\n").encode())
+        await self.writer.drain()
+
+    def exit_code(self) -> int | None:
+        return self.proc.returncode if self.proc else None
+
+    def _signal(self, sig: int) -> bool:
+        """Signal the runner's process group and its kernel; False when nothing is left."""
+        alive = False
+        for pid, group in ((self.pid, True), (self.kernel_pid, False)):
+            if pid:
+                try:
+                    os.killpg(os.getpgid(pid), sig) if group else os.kill(pid, sig)
+                    alive = True
+                except (ProcessLookupError, PermissionError):
+                    pass
+        return alive
+
+    async def _wait(self, timeout: float) -> bool:
+        assert self.proc is not None
+        try:
+            await asyncio.wait_for(self.proc.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
 
     async def kill(self) -> None:
-        if self.proc is None or self.proc.returncode is not None:
+        if self.pid is None or self.exit_code() is not None:
             return
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in (self.proc.pid, self.kernel_pid):
-                if pid:
-                    try:
-                        os.killpg(os.getpgid(pid), sig) if pid == self.proc.pid else os.kill(
-                            pid, sig
-                        )
-                    except (ProcessLookupError, PermissionError):
-                        pass
-            try:
-                await asyncio.wait_for(self.proc.wait(), KILL_GRACE_S)
+            if not self._signal(sig) or await self._wait(KILL_GRACE_S):
                 return
-            except asyncio.TimeoutError:
-                continue
+
+
+class ForkedRunner(Runner):
+    """A runner forked by the :class:`~..forkserver.ForkServer`: everything is imported
+    already, and its kernel is forked from it (a fresh one per run all the same)."""
+
+    def __init__(self, kernel_name: str, cwd: str, forks: ForkServer) -> None:
+        super().__init__(kernel_name, cwd)
+        self.forks = forks
+        self._gone = False
+
+    async def _open(self) -> None:
+        self.pid, sock = await asyncio.to_thread(self.forks.spawn, self.kernel_name)
+        self.reader, self.writer = await asyncio.open_unix_connection(sock=sock)
+
+    def exit_code(self) -> int | None:
+        return -1 if self._gone else None
+
+    async def _wait(self, timeout: float) -> bool:
+        # Not our child (the fork server reaps it): poll until the pid is gone.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(self.pid or 0, 0)
+            except ProcessLookupError:
+                self._gone = True
+                if self.writer is not None:
+                    self.writer.close()
+                return True
+            await asyncio.sleep(0.02)
+        return False
 
 
 class LocalExecutor:
@@ -109,6 +166,7 @@ class LocalExecutor:
         warm: int = 2,
         default_kernel: str = "python3",
         dask_scheduler_address: str = "",
+        fork_kernels: bool = True,
     ) -> None:
         self.service = service
         self.run_blocking = run_blocking  # runs store work off the event loop
@@ -126,12 +184,19 @@ class LocalExecutor:
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self.fork_kernels = fork_kernels
+        self._forks: ForkServer | None = None
+        self._forkable: dict[str, bool] = {}
 
     # lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
         retries = await self.run_blocking(self.service.recover)
         if retries:
             log.warning("DataOps: %d lost runs will be retried", len(retries))
+        if self.fork_kernels and await asyncio.to_thread(self._can_fork, self.default_kernel):
+            from ..forkserver import ForkServer
+
+            self._forks = ForkServer(str(self.service.root))
         for _ in range(self.warm):
             self._spawn(self.default_kernel)
         self._task = asyncio.create_task(self._dispatch_loop())
@@ -146,13 +211,26 @@ class LocalExecutor:
             task.cancel()
         if self._dask is not None:
             await self._dask.close()
+        if self._forks is not None:
+            await asyncio.to_thread(self._forks.close)
+
+    def _can_fork(self, kernel_name: str) -> bool:
+        if kernel_name not in self._forkable:
+            from ..forkserver import forkable
+
+            self._forkable[kernel_name] = forkable(kernel_name)
+        return self._forkable[kernel_name]
 
     def wake(self) -> None:
         self._wake.set()
 
     # pool ----------------------------------------------------------------------------------------
     def _spawn(self, kernel_name: str) -> Runner:
-        runner = Runner(kernel_name, str(self.service.root))
+        cwd = str(self.service.root)
+        if self._forks is not None and self._forkable.get(kernel_name):
+            runner: Runner = ForkedRunner(kernel_name, cwd, self._forks)
+        else:
+            runner = Runner(kernel_name, cwd)
         self._pool.append(runner)
         self._track(runner.start())
         return runner
@@ -163,6 +241,8 @@ class LocalExecutor:
         task.add_done_callback(self._tasks.discard)
 
     async def _take(self, kernel_name: str) -> Runner:
+        if self._forks is not None and kernel_name not in self._forkable:
+            await asyncio.to_thread(self._can_fork, kernel_name)
         while True:
             candidates = [r for r in self._pool if r.kernel_name == kernel_name]
             ready = [r for r in candidates if r.ready.done() and r.ready.result()]
@@ -237,6 +317,7 @@ class LocalExecutor:
     async def _execute(self, spec: RunSpec, job_id: str | None, remote: bool = False) -> None:
         status, error, outputs = "failed", None, None
         runner: Runner | None = None
+        ended = False  # the runner reported the end itself: it exits on its own
         try:
             if remote:
 
@@ -251,7 +332,7 @@ class LocalExecutor:
                     return
                 self._active[spec.run_id] = runner
                 await runner.send(spec.job)
-                status, error, outputs = await asyncio.wait_for(
+                status, error, outputs, ended = await asyncio.wait_for(
                     self._follow(spec.run_id, runner), spec.timeout_s
                 )
         except asyncio.TimeoutError:
@@ -267,8 +348,8 @@ class LocalExecutor:
             log.exception("DataOps: run %s failed in the executor", spec.run_id)
             error = {"reason": "executor", "message": f"{type(e).__name__}: {e}"}
         finally:
-            if runner is not None:
-                await runner.kill()
+            if runner is not None and not ended:
+                await runner.kill()  # before the record says so, the kernel is dead
             cancelled = (self._remote if remote else self._active).pop(spec.run_id, None) is None
             if job_id:
                 self._running_jobs[job_id] -= 1
@@ -281,16 +362,19 @@ class LocalExecutor:
             if retry:
                 log.info("DataOps: run %s %s; retry %s queued", spec.run_id, status, retry)
             self.wake()
+            if runner is not None and ended:
+                await runner.kill()  # a safety net: it is exiting by itself
 
     async def _follow(
         self, run_id: str, runner: Runner
-    ) -> tuple[str, dict[str, Any] | None, dict[str, str] | None]:
+    ) -> tuple[str, dict[str, Any] | None, dict[str, str] | None, bool]:
+        """Follow a run's events: (status, error, outputs, whether the runner ended it)."""
         while True:
             msg = await runner.read()
             if msg is None:
-                code = runner.proc.returncode if runner.proc else None
+                code = runner.exit_code()
                 if run_id not in self._active:
-                    return "cancelled", {"reason": "cancelled", "message": "cancelled"}, None
+                    return "cancelled", {"reason": "cancelled", "message": "cancelled"}, None, False
                 return (
                     "failed",
                     {
@@ -299,12 +383,13 @@ class LocalExecutor:
                         f"(exit code {code}); the kernel may have crashed",
                     },
                     None,
+                    False,
                 )
             if msg["event"] == "progress":
                 data = {k: msg[k] for k in ("cell", "of", "index", "source", "elapsed")}
                 await self.run_blocking(self.service.progress, run_id, data)
             elif msg["event"] == "done":
-                return msg["status"], msg.get("error"), msg.get("outputs")
+                return msg["status"], msg.get("error"), msg.get("outputs"), True
 
     async def cancel(self, run_id: str) -> bool:
         """Kill a running run; False when it is not running here."""

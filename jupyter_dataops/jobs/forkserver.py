@@ -1,0 +1,310 @@
+"""Runners forked from a pre-imported parent, each forking its own fresh kernel.
+
+Starting a runner the plain way (:mod:`.runner` as a new interpreter) costs a Python start,
+the imports of papermill, nbclient, jupyter_client, ipykernel and IPython, and then the
+kernel's own interpreter start and the same imports again: about a second of CPU per run,
+which is what bounds a burst of runs on a small machine. Here one long-lived *fork server*
+imports all of that once; for each runner the server asks for, it forks a child that
+already has everything imported, and that child forks the run's kernel from itself and
+initialises an ``IPKernelApp`` in it. Every run still gets a fresh process and a fresh,
+never-used kernel; only the import work is shared (copy on write).
+
+Protocol: the server process holds one end of a Unix socket pair and writes one JSON line
+per request (``{"kernel": name}``). For each, the fork server answers with ``{"pid": n}`` and,
+as ancillary data (``SCM_RIGHTS``), the runner's end of a fresh socket pair; the runner then
+speaks the JSON lines protocol of :mod:`.runner` on it. The fork server exits when the
+server's end closes; runners exit when their socket closes.
+
+Traps avoided (see RECIPES §7): no ZMQ context and no thread exists in the fork server when it
+forks; each runner calls ``setsid()`` (one ``killpg`` takes it and its kernel) and gets
+``/dev/null`` as stdio; children are reaped (``SIGCHLD`` ignored in the fork server, restored
+in the runner, which waits for its kernel).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+FORKABLE_LAUNCHERS = ("ipykernel_launcher", "ipykernel")
+
+
+def forkable(kernel_name: str) -> bool:
+    """Whether runs of ``kernel_name`` can use a forked kernel: an ipykernel kernelspec
+    running this very interpreter, with no environment of its own."""
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        spec = KernelSpecManager().get_kernel_spec(kernel_name)
+    except Exception:
+        return False
+    argv = list(spec.argv)
+    if len(argv) < 3 or argv[1] != "-m" or argv[2] not in FORKABLE_LAUNCHERS or spec.env:
+        return False
+    exe = argv[0]
+    if exe in ("python", "python3", f"python3.{sys.version_info[1]}"):
+        return True  # jupyter_client runs these as sys.executable
+    try:
+        return os.path.samefile(exe, sys.executable)
+    except OSError:
+        return False
+
+
+# The runner's side: fork the kernel, then drive it -----------------------------------------------
+
+
+class _Child:
+    """A ``subprocess.Popen`` look-alike for a forked child of this process."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -1
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                import subprocess
+
+                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
+            time.sleep(0.01)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
+def _kernel_child(connection_file: str, parent: int) -> None:
+    """In the forked kernel process: become an ``IPKernelApp`` on ``connection_file``."""
+    code = 0
+    try:
+        os.closerange(3, 1 << 16)  # the runner's protocol socket is not the kernel's
+        from ipykernel.kernelapp import IPKernelApp
+
+        numpy = sys.modules.get("numpy")
+        if numpy is not None:  # forked children share the parent's generator state
+            numpy.random.seed()
+        app = IPKernelApp.instance()
+        app.initialize(
+            [
+                "-f",
+                connection_file,
+                f"--IPKernelApp.parent_handle={parent}",
+                "--HistoryManager.hist_file=:memory:",
+            ]
+        )
+        app.start()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 0
+    except BaseException:
+        code = 1
+    os._exit(code)
+
+
+def fork_kernel(kernel_name: str) -> tuple[Any, Any, int]:
+    """Fork a fresh kernel from this (pre-imported, single-threaded) process and connect to
+    it: (manager, ready client, kernel pid). The manager is a real ``AsyncKernelManager``
+    whose provisioner holds the forked process, so nbclient and papermill drive it (alive
+    checks, interrupt, shutdown) as any other kernel."""
+    from jupyter_client.connect import write_connection_file
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_client.provisioning.local_provisioner import LocalProvisioner
+    from jupyter_core.utils import run_sync
+
+    folder = tempfile.mkdtemp(prefix="dataops-kernel-")
+    connection_file, _ = write_connection_file(
+        os.path.join(folder, "kernel.json"), ip="127.0.0.1", kernel_name=kernel_name
+    )
+    me = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        _kernel_child(connection_file, me)  # never returns
+    km = AsyncKernelManager(kernel_name=kernel_name)
+    km.load_connection_file(connection_file)
+    provisioner = LocalProvisioner(kernel_id=os.path.basename(folder), kernel_spec=None, parent=km)
+    child = _Child(pid)
+    provisioner.process = child  # type: ignore[assignment]
+    provisioner.pid = pid
+    provisioner.pgid = None  # the kernel shares the runner's group: never signal the group
+    km.provisioner = provisioner
+    km._connection_file_written = True
+    km._dataops_folder = folder  # type: ignore[attr-defined]
+    kc = km.client()
+    kc.start_channels()
+    try:
+        run_sync(kc.wait_for_ready)(timeout=60)
+    except Exception:
+        child.kill()
+        child.wait(5)
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return km, kc, pid
+
+
+def stop_forked(km: Any) -> None:
+    """Kill a forked kernel, reap it and remove its connection file."""
+    process = getattr(km.provisioner, "process", None)
+    if isinstance(process, _Child):
+        process.kill()
+        try:
+            process.wait(5)
+        except Exception:
+            pass
+    shutil.rmtree(getattr(km, "_dataops_folder", ""), ignore_errors=True)
+
+
+def _runner_child(sock: socket.socket, kernel_name: str) -> int:
+    """In a forked runner: own session, quiet stdio, then the runner's protocol on ``sock``."""
+    os.setsid()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    from . import runner
+
+    inp = sock.makefile("r", encoding="utf-8")
+    out = sock.makefile("w", encoding="utf-8")
+    return runner.serve(kernel_name, inp, out, fork_kernel, stop_forked)
+
+
+# The fork server ---------------------------------------------------------------------------------
+
+PRELOAD = (
+    "jupyter_dataops.jobs.runner",
+    "papermill",
+    "papermill.engines",
+    "papermill.clientwrap",
+    "nbclient",
+    "nbformat",
+    "jupyter_client.manager",
+    "jupyter_client.asynchronous",
+    "jupyter_client.provisioning.local_provisioner",
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "ipykernel.zmqshell",
+    "IPython.core.interactiveshell",
+    "IPython.core.completer",
+)
+
+
+def serve_forks(ctrl: socket.socket) -> int:
+    """The fork server's loop: one runner per request line, until the server goes away."""
+    import importlib
+
+    for name in PRELOAD:
+        importlib.import_module(name)
+    from . import runner
+
+    runner._engine()  # register papermill's engine once, before any fork
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # runners are reaped by the system
+    if threading.active_count() != 1:  # forking a threaded process can deadlock the child
+        print("dataops forkserver: threads exist after imports", file=sys.stderr)
+        return 2
+    requests = ctrl.makefile("r", encoding="utf-8")
+    for line in requests:
+        try:
+            kernel_name = str(json.loads(line)["kernel"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        mine, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                requests.close()
+                ctrl.close()
+                mine.close()
+                code = _runner_child(theirs, kernel_name)
+            finally:
+                os._exit(code)
+        theirs.close()
+        socket.send_fds(ctrl, [json.dumps({"pid": pid}).encode() + b"\n"], [mine.fileno()])
+        mine.close()
+    return 0
+
+
+# The server's side ------------------------------------------------------------------------------
+
+
+class ForkServer:
+    """The server's handle on its fork server process (blocking calls: use a thread)."""
+
+    def __init__(self, cwd: str) -> None:
+        import subprocess
+
+        self._lock = threading.Lock()
+        self._sock, theirs = socket.socketpair()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_dataops.jobs.forkserver", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            cwd=cwd,
+            start_new_session=True,
+        )
+        theirs.close()
+
+    def spawn(self, kernel_name: str, timeout: float = 60.0) -> tuple[int, socket.socket]:
+        """A new runner: its pid and the socket its protocol runs on."""
+        with self._lock:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the fork server exited (code {self.proc.returncode})")
+            self._sock.settimeout(timeout)
+            self._sock.sendall(json.dumps({"kernel": kernel_name}).encode() + b"\n")
+            data, fds, _, _ = socket.recv_fds(self._sock, 4096, 1)
+            if not data or not fds:
+                raise RuntimeError("the fork server closed its socket")
+            return int(json.loads(data)["pid"]), socket.socket(fileno=fds[0])
+
+    def close(self) -> None:
+        self._sock.close()  # the fork server ends at EOF
+        try:
+            self.proc.wait(5)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def main() -> int:
+    ctrl = socket.socket(fileno=int(sys.argv[1]))
+    ctrl.setblocking(True)
+    # Be a quiet, clean parent: the cwd is the workspace (as for plain runners).
+    sys.path[:] = [p for p in sys.path if p not in ("", str(Path.cwd()))]
+    return serve_forks(ctrl)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
