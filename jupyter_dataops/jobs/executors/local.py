@@ -23,14 +23,20 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from ..forkserver import ForkServer
 from ..service import JobService, RunSpec
 
 if TYPE_CHECKING:
-    from ..forkserver import ForkServer
     from .dask import DaskBackend
 
 log = logging.getLogger(__name__)
 KILL_GRACE_S = 3.0
+START_ATTEMPTS = 3  # runners tried for one run before it fails for want of a kernel
+FORK_SERVER_RESTARTS = 3
+
+
+class KernelStartFailed(RuntimeError):
+    pass
 
 
 class Runner:
@@ -46,6 +52,7 @@ class Runner:
         self.writer: asyncio.StreamWriter | None = None
         self.ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.proc: asyncio.subprocess.Process | None = None
+        self.error: str | None = None  # why it did not start
 
     async def _open(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
@@ -66,15 +73,15 @@ class Runner:
             await self._open()
             line = await self.read()
         except Exception as e:
-            self.ready.set_result(False)
-            log.error("DataOps: a runner failed to start: %r", e)
-            return
-        ok = line is not None and line.get("event") == "ready"
-        if ok and line is not None:
-            self.kernel_pid = line.get("kernel_pid")
-        elif line is not None:
-            log.error("DataOps: a runner failed to start: %s", line.get("error"))
-        self.ready.set_result(ok)
+            self.error = f"{type(e).__name__}: {e}"
+        else:
+            if line is not None and line.get("event") == "ready":
+                self.kernel_pid = line.get("kernel_pid")
+                self.ready.set_result(True)
+                return
+            self.error = line.get("error") if line else None
+        log.error("DataOps: a %r runner failed to start: %s", self.kernel_name, self.error)
+        self.ready.set_result(False)
 
     async def read(self) -> dict[str, Any] | None:
         assert self.reader is not None
@@ -187,6 +194,7 @@ class LocalExecutor:
         self.fork_kernels = fork_kernels
         self._forks: ForkServer | None = None
         self._forkable: dict[str, bool] = {}
+        self._forks_lost = 0
 
     # lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -194,8 +202,6 @@ class LocalExecutor:
         if retries:
             log.warning("DataOps: %d lost runs will be retried", len(retries))
         if self.fork_kernels and await asyncio.to_thread(self._can_fork, self.default_kernel):
-            from ..forkserver import ForkServer
-
             self._forks = ForkServer(str(self.service.root))
         for _ in range(self.warm):
             self._spawn(self.default_kernel)
@@ -227,6 +233,15 @@ class LocalExecutor:
     # pool ----------------------------------------------------------------------------------------
     def _spawn(self, kernel_name: str) -> Runner:
         cwd = str(self.service.root)
+        if self._forks is not None and self._forks.proc.poll() is not None:
+            self._forks_lost += 1
+            if self._forks_lost <= FORK_SERVER_RESTARTS:
+                log.warning("DataOps: the kernel fork server exited; restarting it")
+                self._forks = ForkServer(cwd)
+            else:
+                log.error("DataOps: the kernel fork server keeps exiting; runners now start "
+                          "their own interpreter")  # fmt: skip
+                self._forks = None
         if self._forks is not None and self._forkable.get(kernel_name):
             runner: Runner = ForkedRunner(kernel_name, cwd, self._forks)
         else:
@@ -243,7 +258,8 @@ class LocalExecutor:
     async def _take(self, kernel_name: str) -> Runner:
         if self._forks is not None and kernel_name not in self._forkable:
             await asyncio.to_thread(self._can_fork, kernel_name)
-        while True:
+        error = None
+        for _attempt in range(START_ATTEMPTS):
             candidates = [r for r in self._pool if r.kernel_name == kernel_name]
             ready = [r for r in candidates if r.ready.done() and r.ready.result()]
             runner = ready[0] if ready else (candidates[0] if candidates else None)
@@ -255,6 +271,11 @@ class LocalExecutor:
             if await runner.ready:
                 return runner
             await runner.kill()  # it failed to start; try another
+            error = runner.error
+        raise KernelStartFailed(
+            f"no kernel {kernel_name!r} could be started ({START_ATTEMPTS} attempts): "
+            f"{error or 'the runner exited'}"
+        )
 
     # dispatch ------------------------------------------------------------------------------------
     async def _dispatch_loop(self) -> None:
@@ -344,6 +365,8 @@ class LocalExecutor:
         except asyncio.CancelledError:
             status = "cancelled"
             error = {"reason": "cancelled", "message": "cancelled"}
+        except KernelStartFailed as e:
+            error = {"reason": "kernel_start", "message": str(e)}
         except Exception as e:
             log.exception("DataOps: run %s failed in the executor", spec.run_id)
             error = {"reason": "executor", "message": f"{type(e).__name__}: {e}"}
