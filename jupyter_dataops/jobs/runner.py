@@ -258,6 +258,7 @@ def run_on_worker(
     worker_name = None
     local_dir = None
     client = None
+    worker: Any = None
     try:
         from distributed import get_client, get_worker
 
@@ -277,6 +278,17 @@ def run_on_worker(
     }
     Path(wjob["input_path"]).write_bytes(notebook)
     last: dict[str, Any] = {}
+
+    def progress(**data: Any) -> None:
+        last.update(data)
+        if worker is not None:  # live, to the server's subscription (executors/dask.py)
+            try:
+                worker.log_event(
+                    "dataops-progress", {**data, "run_id": job["run_id"], "on": worker_name}
+                )
+            except Exception:
+                pass
+
     killed: dict[str, str] = {}
     done = threading.Event()
     try:
@@ -298,7 +310,7 @@ def run_on_worker(
             )
             watchdog.start()
             try:
-                result = execute(wjob, km, kc, kernel_name, lambda **d: last.update(d))
+                result = execute(wjob, km, kc, kernel_name, progress)
             finally:
                 done.set()
                 stop_kernel(km)

@@ -234,11 +234,16 @@ async def test_timeout_kills_the_run_and_its_kernel(cluster_jobs, api, dask_clus
 
 async def test_cancel_a_running_run(cluster_jobs, api, dask_cluster):
     code, run = await api("POST", "runs", {"notebook_path": "nb/sleep.ipynb"})
-    for _ in range(300):
-        if _kernels_under(dask_cluster["pids"]):
+    # Progress arrives live from the worker: the run shows the cell it is stuck in.
+    live: dict[str, Any] = {}
+    for _ in range(600):
+        code, now = await api("GET", f"runs/{run['id']}")
+        live = now["progress"]
+        if now["status"] == "running" and live.get("source", "").startswith("import time"):
             break
         await asyncio.sleep(0.05)
-    await asyncio.sleep(1.0)
+    assert live.get("cell") == 2 and live.get("of") == 2, live  # no parameters: no injected cell
+    assert live.get("worker") in WORKERS and now["status"] == "running"
     code, cancelled = await api("POST", f"runs/{run['id']}/cancel")
     assert code == 200 and cancelled["status"] == "cancelled", cancelled
     await _no_kernels_left(dask_cluster)

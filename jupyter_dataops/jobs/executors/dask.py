@@ -22,6 +22,7 @@ from typing import Any
 from ..service import OUTPUT_FILES, RunSpec
 
 log = logging.getLogger(__name__)
+PROGRESS_TOPIC = "dataops-progress"  # one topic for all runs: the scheduler keeps a log per topic
 Result = tuple[str, dict[str, Any] | None, dict[str, str] | None]
 
 
@@ -35,6 +36,7 @@ class DaskBackend:
         self._lock = asyncio.Lock()
         self._futures: dict[str, Any] = {}
         self._cancelled: set[str] = set()
+        self._progress: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
 
     async def client(self) -> Any:
         if not self.address:
@@ -48,7 +50,21 @@ class DaskBackend:
                 self._client = await Client(
                     self.address, asynchronous=True, timeout=self.connect_timeout
                 )
+                self._client.subscribe_topic(PROGRESS_TOPIC, self._on_progress)
             return self._client
+
+    async def _on_progress(self, event: tuple[float, Any]) -> None:
+        """A worker's report that a cell started (``Worker.log_event``), as it happens."""
+        msg = event[1]
+        handler = self._progress.get(str(msg.get("run_id"))) if isinstance(msg, dict) else None
+        if handler is not None:
+            # (the scheduler sets "worker" to the worker's address: the name travels as "on")
+            data = {k: v for k, v in msg.items() if k not in ("run_id", "worker", "on")}
+            data["worker"] = msg.get("on")
+            try:
+                await handler(data)
+            except Exception:
+                log.debug("DataOps: recording Dask progress failed", exc_info=True)
 
     async def close(self) -> None:
         for run_id in list(self._futures):
@@ -65,7 +81,8 @@ class DaskBackend:
     ) -> Result:
         """Execute ``spec`` on the cluster; raises ``asyncio.TimeoutError`` past its timeout.
 
-        Progress is reported once, at the end (the last cell that started).
+        Progress arrives as cells start, through the scheduler's event log (a worker's
+        ``log_event``, the client's ``subscribe_topic``), and once more at the end.
         """
         from ..runner import run_on_worker
 
@@ -85,6 +102,8 @@ class DaskBackend:
             retries=0,  # DataOps retries per the job's policy, never Dask
         )
         self._futures[spec.run_id] = future
+        if on_progress is not None:
+            self._progress[spec.run_id] = on_progress
         try:
             if spec.run_id in self._cancelled:  # cancelled while connecting
                 await self._kill(spec.run_id, future, event)
@@ -99,6 +118,7 @@ class DaskBackend:
             self._cancelled.add(spec.run_id)
         finally:
             self._futures.pop(spec.run_id, None)
+            self._progress.pop(spec.run_id, None)
             cancelled = spec.run_id in self._cancelled
             self._cancelled.discard(spec.run_id)
         if cancelled:
