@@ -6,10 +6,12 @@ types and the handlers all derive from one place (see ``jupyter_dataops/api``).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 class _Model(BaseModel):
@@ -207,6 +209,64 @@ class NotebookParameters(_Model):
     parameters: list[ParameterInfo]
 
 
+def _webhook_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s) URL with a host")
+    return url
+
+
+_EMAIL = re.compile(
+    r"^[^@\s<>(),;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$"
+)
+
+
+def _email(address: str) -> str:
+    if not _EMAIL.match(address):
+        raise ValueError(f"{address!r} is not an e-mail address")
+    return address
+
+
+NotifyEvent = Literal["success", "failure"]
+
+
+def _on_failure() -> list[NotifyEvent]:
+    return ["failure"]
+
+
+class NotifySettings(_Model):
+    """Who hears about a definition's runs when they end for good (after their last retry)."""
+
+    on: list[NotifyEvent] = Field(
+        default_factory=_on_failure,
+        max_length=2,
+        description="success: the run succeeded; failure: it failed or timed out. "
+        "Cancelled runs notify no one.",
+    )
+    webhooks: list[Annotated[str, AfterValidator(_webhook_url)]] = Field(
+        default_factory=list,
+        max_length=10,
+        description="http(s) URLs that get a signed JSON POST (X-DataOps-Signature).",
+    )
+    emails: list[Annotated[str, AfterValidator(_email)]] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Addresses that get a plain-text e-mail (needs c.DataOps.smtp_host).",
+    )
+
+
+class NotificationInfo(_Model):
+    """The outcome of one delivery of a run's notification."""
+
+    channel: str = Field(description="webhook | email")
+    target: str = Field(description="The URL or the address.")
+    event: str = Field(description="success | failure")
+    status: str = Field(description="sent | failed")
+    attempts: int
+    error: str | None
+    created_at: datetime
+
+
 class JobDefinitionRequest(_Model):
     """Create a job definition (PATCH takes the same fields, all optional)."""
 
@@ -230,6 +290,9 @@ class JobDefinitionRequest(_Model):
         pattern=r"^(once|skip)$",
         description="Fire times missed while no scheduler ran: once (run the latest) or skip.",
     )
+    notify: NotifySettings | None = Field(
+        default=None, description="Webhooks and e-mails when a run ends for good."
+    )
 
 
 class JobDefinitionPatch(_Model):
@@ -247,6 +310,7 @@ class JobDefinitionPatch(_Model):
     output_formats: list[str] | None = None
     paused: bool | None = None
     catchup: str | None = Field(default=None, pattern=r"^(once|skip)$")
+    notify: NotifySettings | None = Field(default=None, description="null removes it.")
 
 
 class JobDefinitionInfo(_Model):
@@ -268,6 +332,12 @@ class JobDefinitionInfo(_Model):
     output_formats: list[str]
     paused: bool
     catchup: str
+    notify: NotifySettings | None
+    webhook_secret: str | None = Field(
+        default=None,
+        description="Key of the X-DataOps-Signature HMAC-SHA256 on this job's webhooks "
+        "(null without webhooks). Shown to the job's owner and admins only.",
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -320,6 +390,9 @@ class RunInfo(_Model):
     error: dict[str, Any] | None
     progress: dict[str, Any]
     outputs: list[str] = Field(description="Names to download from /runs/{id}/outputs/{name}")
+    notifications: list[NotificationInfo] = Field(
+        default_factory=list, description="Deliveries of this run's notifications, oldest first."
+    )
 
 
 class RunList(_Model):

@@ -51,14 +51,25 @@ class Platform:
         from .catalog.service import Catalog
 
         self.catalog = Catalog(self.store, self.config, self.root, self.mask_salt)
+        from .jobs.notify import Notifier, SmtpSettings
         from .jobs.service import JobService
 
+        smtp = SmtpSettings(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.smtp_from,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            starttls=settings.smtp_starttls,
+        )
+        self.notifier = Notifier(self.store, secret, smtp)
         self.jobs = JobService(
             self.store,
             self.root,
             self.tokens,
             lambda: self.workspace_config().admins,
             default_executor=settings.executor,
+            notifier=self.notifier,
         )
 
     def start_query(self, fn: Callable[[], T]) -> asyncio.Future[T]:
@@ -124,6 +135,8 @@ class Platform:
         """The run dispatcher (local runners, and Dask when configured) for this workspace."""
         from .jobs.executors.local import LocalExecutor
 
+        if server_url:
+            self.notifier.server_url = server_url  # notifications then link to their run
         return LocalExecutor(
             self.jobs,
             self.store.run,
@@ -138,4 +151,5 @@ class Platform:
 
     def close(self) -> None:
         self._query_pool.shutdown(wait=False, cancel_futures=True)
+        self.notifier.close()  # deliveries under way finish and are recorded
         self.store.close()

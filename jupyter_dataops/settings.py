@@ -7,6 +7,7 @@ same ``jupyter_server_config`` files as the server without starting one.
 from __future__ import annotations
 
 import getpass
+import socket
 from pathlib import Path
 
 from traitlets import Bool, Int, TraitError, Unicode, default, validate
@@ -85,6 +86,32 @@ class DataOps(LoggingConfigurable):
         help="Address of the Dask scheduler that runs with executor 'dask' are submitted to, "
         "e.g. tcp://127.0.0.1:8786. Needs the 'dask' extra (distributed).",
     ).tag(config=True)
+
+    smtp_host = Unicode(
+        "",
+        help="SMTP server that sends job notification e-mails. Empty (the default): e-mail "
+        "is off, and a job definition that asks for e-mails is refused (400).",
+    ).tag(config=True)
+
+    smtp_port = Int(25, help="Port of smtp_host (587 with smtp_starttls, usually).").tag(
+        config=True
+    )
+
+    smtp_from = Unicode(
+        help="From: address of notification e-mails. Default: dataops@<hostname>."
+    ).tag(config=True)
+
+    smtp_username = Unicode("", help="SMTP login user; empty: no login.").tag(config=True)
+
+    smtp_password = Unicode("", help="SMTP login password.").tag(config=True)
+
+    smtp_starttls = Bool(
+        False, help="Upgrade the SMTP connection with STARTTLS before logging in and sending."
+    ).tag(config=True)
+
+    @default("smtp_from")
+    def _default_smtp_from(self) -> str:
+        return f"dataops@{socket.gethostname() or 'localhost'}"
 
     @validate("executor")
     def _validate_executor(self, proposal: dict) -> str:

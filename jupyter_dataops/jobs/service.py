@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import CursorResult, func, or_, select, update
@@ -24,6 +24,7 @@ from ..models import (
     JobDefinitionInfo,
     JobDefinitionPatch,
     JobDefinitionRequest,
+    NotificationInfo,
     ParameterInfo,
     RunInfo,
     RunRequest,
@@ -31,6 +32,9 @@ from ..models import (
 from ..store import Store
 from ..store import tables as t
 from .parameters import infer_parameters, notebook_hash, read_notebook, validate_parameters
+
+if TYPE_CHECKING:
+    from .notify import Notifier
 
 TERMINAL = ("succeeded", "failed", "cancelled", "timed_out")
 OUTPUT_FILES = {
@@ -63,8 +67,10 @@ class JobService:
         tokens: TokenSigner,
         admins: Any,
         default_executor: str = "local",
+        notifier: Notifier | None = None,
     ) -> None:
         self.store = store
+        self.notifier = notifier  # told about every run that ends for good
         self.default_executor = default_executor  # of runs without a job definition
         self.root = root
         self.tokens = tokens
@@ -119,7 +125,16 @@ class JobService:
                 raise InvalidRequest(f"invalid cron schedule {schedule!r}")
 
     def _definition_info(self, j: t.JobDefinition) -> JobDefinitionInfo:
-        return JobDefinitionInfo.model_validate(j, from_attributes=True)
+        info = JobDefinitionInfo.model_validate(j, from_attributes=True)
+        if self.notifier is not None and info.notify is not None and info.notify.webhooks:
+            info.webhook_secret = self.notifier.secret_for(j.id)
+        return info
+
+    def _check_notify(self, notify: dict[str, Any] | None) -> None:
+        if notify and self.notifier is None:
+            raise InvalidRequest("notify: notifications are not available here")
+        if self.notifier is not None:
+            self.notifier.check(notify)
 
     def _job(self, s: Any, ref: str) -> t.JobDefinition:
         j = s.scalar(
@@ -139,6 +154,8 @@ class JobService:
         kernel = self._kernel(nb_kernel, req.kernel_name)
         self._check_schedule(req.schedule, req.timezone)
         self._check_formats(req.output_formats)
+        notify = req.notify.model_dump() if req.notify is not None else None
+        self._check_notify(notify)
         with self.store.session() as s:
             if s.scalar(select(t.JobDefinition).where(t.JobDefinition.name == req.name)):
                 raise Conflict(f"a job named {req.name!r} exists")
@@ -149,7 +166,7 @@ class JobService:
                 max_retries=req.max_retries, retry_backoff_s=req.retry_backoff_s,
                 concurrency=req.concurrency, tags=req.tags,
                 output_formats=req.output_formats, paused=req.paused,
-                catchup=req.catchup)  # fmt: skip
+                catchup=req.catchup, notify=notify)  # fmt: skip
             s.add(j)
             s.flush()
             return self._definition_info(j)
@@ -178,6 +195,10 @@ class JobService:
                 changes.get("schedule", j.schedule), changes.get("timezone", j.timezone) or "UTC"
             )
             self._check_formats(changes.get("output_formats"))
+            if "notify" in changes:
+                # Whole, with its defaults: a patch replaces the notify settings.
+                changes["notify"] = patch.notify.model_dump() if patch.notify else None
+                self._check_notify(changes["notify"])
             for k, v in changes.items():
                 setattr(j, k, v)
             s.flush()
@@ -203,7 +224,12 @@ class JobService:
             return [self._definition_info(j) for j in s.scalars(q)]
 
     # runs ----------------------------------------------------------------------------------------
-    def run_info(self, s: Any, r: t.Run) -> RunInfo:
+    def run_info(
+        self, s: Any, r: t.Run, notifications: list[t.Notification] | None = None
+    ) -> RunInfo:
+        """The API view of a run; ``notifications`` when already loaded (lists of runs)."""
+        if notifications is None:
+            notifications = list(self._notifications(s, [r.id]).get(r.id, []))
         job_name = None
         if r.job_id:
             job_name = s.scalar(select(t.JobDefinition.name).where(t.JobDefinition.id == r.job_id))
@@ -213,7 +239,17 @@ class JobService:
             if c.name in RunInfo.model_fields
         }
         d["outputs"] = sorted(r.outputs)
-        return RunInfo(**d, job_name=job_name)
+        notes = [NotificationInfo.model_validate(n, from_attributes=True) for n in notifications]
+        return RunInfo(**d, job_name=job_name, notifications=notes)
+
+    @staticmethod
+    def _notifications(s: Any, run_ids: list[str]) -> dict[str, list[t.Notification]]:
+        by_run: dict[str, list[t.Notification]] = {}
+        if run_ids:
+            q = select(t.Notification).where(t.Notification.run_id.in_(run_ids))
+            for n in s.scalars(q.order_by(t.Notification.created_at, t.Notification.id)):
+                by_run.setdefault(n.run_id, []).append(n)
+        return by_run
 
     def submit(
         self,
@@ -334,7 +370,9 @@ class JobService:
                 q = q.where(t.Run.job_id == self._job(s, job).id)
             if status:
                 q = q.where(t.Run.status == status)
-            return [self.run_info(s, r) for r in s.scalars(q)]
+            runs = list(s.scalars(q))
+            notes = self._notifications(s, [r.id for r in runs])
+            return [self.run_info(s, r, notes.get(r.id, [])) for r in runs]
 
     def output_path(self, user: Principal, run_id: str, name: str) -> Path:
         with self.store.session() as s:
@@ -434,7 +472,11 @@ class JobService:
         error: dict[str, Any] | None = None,
         outputs: dict[str, str] | None = None,
     ) -> str | None:
-        """Record the end of a run; returns the id of a retry when the policy wants one."""
+        """Record the end of a run; returns the id of a retry when the policy wants one.
+
+        A run that ends for good (no retry follows; not cancelled) is then handed to the
+        notifier, once its final state is committed.
+        """
         assert status in TERMINAL
         with self.store.session() as s:
             r = self._run(s, run_id)
@@ -449,29 +491,37 @@ class JobService:
                 if (self.runs_dir / run_id / OUTPUT_FILES[name]).exists()
             }
             r.outputs = found
-            if status not in ("failed", "timed_out") or r.job_id is None:
-                return None
-            job = s.get(t.JobDefinition, r.job_id)
-            if job is None or r.attempt > job.max_retries:
-                return None
-            backoff = job.retry_backoff_s * (2 ** (r.attempt - 1))
-            retry = t.Run(
-                id=t.new_id(), job_id=r.job_id, status="queued", owner=r.owner,
-                notebook_path=r.notebook_path, notebook_hash=r.notebook_hash,
-                parameters=r.parameters, kernel_name=r.kernel_name, executor=r.executor,
-                trigger="retry", triggered_by=r.triggered_by, retry_of=r.id,
-                attempt=r.attempt + 1, timeout_s=r.timeout_s, host=r.host,
-                progress={"output_formats": r.progress.get("output_formats", [])},
-                not_before=utcnow() + timedelta(seconds=backoff),
-                outputs={"input": OUTPUT_FILES["input"]})  # fmt: skip
-            retry_dir = self.runs_dir / retry.id
-            retry_dir.mkdir(parents=True, exist_ok=True)
-            # The retry runs the very same input as the attempt it repeats.
-            shutil.copyfile(
-                self.runs_dir / run_id / OUTPUT_FILES["input"], retry_dir / OUTPUT_FILES["input"]
-            )
-            s.add(retry)
-            return retry.id
+            retry_id = self._retry(s, r) if status in ("failed", "timed_out") else None
+        if retry_id is None and status != "cancelled" and self.notifier is not None:
+            self.notifier.run_ended(run_id)
+        return retry_id
+
+    def _retry(self, s: Any, r: t.Run) -> str | None:
+        """Queue the retry of a failed attempt when its definition's policy wants one."""
+        if r.job_id is None:
+            return None
+        job = s.get(t.JobDefinition, r.job_id)
+        if job is None or r.attempt > job.max_retries:
+            return None
+        run_id = r.id
+        backoff = job.retry_backoff_s * (2 ** (r.attempt - 1))
+        retry = t.Run(
+            id=t.new_id(), job_id=r.job_id, status="queued", owner=r.owner,
+            notebook_path=r.notebook_path, notebook_hash=r.notebook_hash,
+            parameters=r.parameters, kernel_name=r.kernel_name, executor=r.executor,
+            trigger="retry", triggered_by=r.triggered_by, retry_of=r.id,
+            attempt=r.attempt + 1, timeout_s=r.timeout_s, host=r.host,
+            progress={"output_formats": r.progress.get("output_formats", [])},
+            not_before=utcnow() + timedelta(seconds=backoff),
+            outputs={"input": OUTPUT_FILES["input"]})  # fmt: skip
+        retry_dir = self.runs_dir / retry.id
+        retry_dir.mkdir(parents=True, exist_ok=True)
+        # The retry runs the very same input as the attempt it repeats.
+        shutil.copyfile(
+            self.runs_dir / run_id / OUTPUT_FILES["input"], retry_dir / OUTPUT_FILES["input"]
+        )
+        s.add(retry)
+        return retry.id
 
     def recover(self) -> list[str]:
         """After a restart: runs this server had running are lost (failed, retried per

@@ -147,6 +147,8 @@ class JobDefinition(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     # Fire times missed while no scheduler ran: "once" runs the latest of them, "skip" none.
     catchup: Mapped[str] = mapped_column(String(8), default="once")
+    # {"on": [...], "webhooks": [...], "emails": [...]} (models.NotifySettings), or None.
+    notify: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -198,6 +200,23 @@ class Run(Base):
     # Which server (host and workspace) queued it: the one that runs and recovers it.
     host: Mapped[str] = mapped_column(String(512), default="")
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())  # retry back-off
+
+
+class Notification(Base):
+    """One delivery of a run's notification (a webhook or an e-mail) and its outcome."""
+
+    __tablename__ = "dops_notifications"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    run_id: Mapped[str] = mapped_column(ForeignKey("dops_runs.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str | None] = mapped_column(String(32))  # kept when the job is deleted
+    channel: Mapped[str] = mapped_column(String(16))  # webhook | email
+    target: Mapped[str] = mapped_column(Text)
+    event: Mapped[str] = mapped_column(String(16))  # success | failure
+    status: Mapped[str] = mapped_column(String(16))  # sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Dashboard(Base):

@@ -550,6 +550,7 @@ export interface components {
             name: string;
             /** Notebook Path */
             notebook_path: string;
+            notify: components["schemas"]["NotifySettings-Output"] | null;
             /** Output Formats */
             output_formats: string[];
             /** Owner */
@@ -575,6 +576,12 @@ export interface components {
              * Format: date-time
              */
             updated_at: string;
+            /**
+             * Webhook Secret
+             * @description Key of the X-DataOps-Signature HMAC-SHA256 on this job's webhooks (null without webhooks). Shown to the job's owner and admins only.
+             * @default null
+             */
+            webhook_secret: string | null;
         };
         /** JobDefinitionPatch */
         JobDefinitionPatch: {
@@ -608,6 +615,11 @@ export interface components {
              * @default null
              */
             notebook_path: string | null;
+            /**
+             * @description null removes it.
+             * @default null
+             */
+            notify: components["schemas"]["NotifySettings-Input"] | null;
             /**
              * Output Formats
              * @default null
@@ -696,6 +708,11 @@ export interface components {
              */
             notebook_path: string;
             /**
+             * @description Webhooks and e-mails when a run ends for good.
+             * @default null
+             */
+            notify: components["schemas"]["NotifySettings-Input"] | null;
+            /**
              * Output Formats
              * @description html
              */
@@ -747,6 +764,83 @@ export interface components {
             notebook_path: string;
             /** Parameters */
             parameters: components["schemas"]["ParameterInfo"][];
+        };
+        /**
+         * NotificationInfo
+         * @description The outcome of one delivery of a run's notification.
+         */
+        NotificationInfo: {
+            /** Attempts */
+            attempts: number;
+            /**
+             * Channel
+             * @description webhook | email
+             */
+            channel: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Error */
+            error: string | null;
+            /**
+             * Event
+             * @description success | failure
+             */
+            event: string;
+            /**
+             * Status
+             * @description sent | failed
+             */
+            status: string;
+            /**
+             * Target
+             * @description The URL or the address.
+             */
+            target: string;
+        };
+        /**
+         * NotifySettings
+         * @description Who hears about a definition's runs when they end for good (after their last retry).
+         */
+        "NotifySettings-Input": {
+            /**
+             * Emails
+             * @description Addresses that get a plain-text e-mail (needs c.DataOps.smtp_host).
+             */
+            emails?: string[];
+            /**
+             * On
+             * @description success: the run succeeded; failure: it failed or timed out. Cancelled runs notify no one.
+             */
+            on?: ("success" | "failure")[];
+            /**
+             * Webhooks
+             * @description http(s) URLs that get a signed JSON POST (X-DataOps-Signature).
+             */
+            webhooks?: string[];
+        };
+        /**
+         * NotifySettings
+         * @description Who hears about a definition's runs when they end for good (after their last retry).
+         */
+        "NotifySettings-Output": {
+            /**
+             * Emails
+             * @description Addresses that get a plain-text e-mail (needs c.DataOps.smtp_host).
+             */
+            emails: string[];
+            /**
+             * On
+             * @description success: the run succeeded; failure: it failed or timed out. Cancelled runs notify no one.
+             */
+            on: ("success" | "failure")[];
+            /**
+             * Webhooks
+             * @description http(s) URLs that get a signed JSON POST (X-DataOps-Signature).
+             */
+            webhooks: string[];
         };
         /** ParameterInfo */
         ParameterInfo: {
@@ -876,6 +970,11 @@ export interface components {
             notebook_hash: string;
             /** Notebook Path */
             notebook_path: string;
+            /**
+             * Notifications
+             * @description Deliveries of this run's notifications, oldest first.
+             */
+            notifications: components["schemas"]["NotificationInfo"][];
             /**
              * Outputs
              * @description Names to download from /runs/{id}/outputs/{name}

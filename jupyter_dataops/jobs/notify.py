@@ -1,0 +1,299 @@
+"""Job notifications: a signed webhook POST and/or an e-mail when a run ends for good.
+
+:meth:`JobService.finish` calls :meth:`Notifier.run_ended` after the run's final state is
+committed, and only when no retry follows. Delivery runs on a small thread pool, never on the
+executor's path, and every delivery's outcome is a row of ``dops_notifications``.
+
+Webhooks carry ``X-DataOps-Signature: sha256=<hex>``: the HMAC-SHA256 of the exact body, keyed
+by the job's webhook secret (:func:`webhook_secret`, derived from the workspace secret and the
+job id; the job's owner reads it as ``webhook_secret`` in ``GET jobs/{name}``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .. import __version__
+from ..exceptions import InvalidRequest
+from ..store import Store
+from ..store import tables as t
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-DataOps-Signature"
+FAILURE_STATES = ("failed", "timed_out")
+
+
+def webhook_secret(workspace_secret: bytes, job_id: str) -> str:
+    """The key that signs one job's webhooks (hex). One job's key reveals nothing of another's
+    nor of the workspace secret; deleting ``.dataops/secret`` changes them all."""
+    return hmac.new(
+        workspace_secret, f"dataops-webhook:{job_id}".encode(), hashlib.sha256
+    ).hexdigest()
+
+
+def signature(secret: str, body: bytes) -> str:
+    """The ``X-DataOps-Signature`` value of ``body``: ``sha256=`` and the hex HMAC-SHA256."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = ""  # empty: e-mail is off
+    port: int = 25
+    sender: str = "dataops@localhost"
+    username: str = ""
+    password: str = ""
+    starttls: bool = False
+
+
+class _Retry(Exception):
+    """A delivery failure worth another attempt (connection error, 5xx, SMTP 4xx)."""
+
+
+def _iso(d: datetime | None) -> str | None:
+    return d.isoformat() if d else None
+
+
+class Notifier:
+    attempts = 3  # per delivery, on connection errors and 5xx
+    backoff_s = 0.5  # doubled after each failed attempt
+    timeout_s = 10.0  # per attempt
+
+    def __init__(
+        self, store: Store, workspace_secret: bytes, smtp: SmtpSettings, workers: int = 2
+    ) -> None:
+        self.store = store
+        self.smtp = smtp
+        self.server_url = ""  # set once known (the executor's); runs then get a link
+        self._secret = workspace_secret
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dataops-notify")
+        self._pending: set[Future[None]] = set()
+        self._lock = threading.Lock()
+
+    # the job service's side --------------------------------------------------------------------
+    def secret_for(self, job_id: str) -> str:
+        return webhook_secret(self._secret, job_id)
+
+    def check(self, notify: dict[str, Any] | None) -> None:
+        """Refuse what could never be delivered (e-mails without an SMTP server)."""
+        if notify and notify.get("emails") and not self.smtp.host:
+            raise InvalidRequest(
+                "notify.emails: e-mail is not configured on this server "
+                "(set c.DataOps.smtp_host); use webhooks, or ask an admin",
+                details={"field": "notify.emails"},
+            )
+
+    def run_ended(self, run_id: str) -> None:
+        """Notify, in the background, about a run that ended for good."""
+        try:
+            with self._lock:
+                fut = self._pool.submit(self._notify, run_id)
+                self._pending.add(fut)
+        except RuntimeError:  # shut down: the run's record stands, its notification is lost
+            log.warning("DataOps: run %s ended during shutdown; no one is notified", run_id)
+            return
+        fut.add_done_callback(self._done)
+
+    def _done(self, fut: Future[None]) -> None:
+        with self._lock:
+            self._pending.discard(fut)
+
+    def drain(self, timeout: float | None = None) -> None:
+        """Wait until every notification asked for so far is delivered (or has failed)."""
+        with self._lock:
+            pending = list(self._pending)
+        for fut in pending:
+            fut.exception(timeout=timeout)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)  # deliveries under way are finished and recorded
+
+    # delivery ----------------------------------------------------------------------------------
+    def _notify(self, run_id: str) -> None:
+        try:
+            facts, notify = self._facts(run_id)
+        except Exception:
+            log.exception("DataOps: cannot read run %s to notify about it", run_id)
+            return
+        if facts is None:
+            return
+        for url in notify.get("webhooks", []):
+            self._deliver(facts, "webhook", url, self._post)
+        for address in notify.get("emails", []):
+            self._deliver(facts, "email", address, self._mail)
+
+    def _facts(self, run_id: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        with self.store.session() as s:
+            r = s.get(t.Run, run_id)
+            job = s.get(t.JobDefinition, r.job_id) if r is not None and r.job_id else None
+            if r is None or job is None or not job.notify:
+                return None, {}
+            event = "success" if r.status == "succeeded" else "failure"
+            if r.status not in ("succeeded", *FAILURE_STATES) or event not in job.notify.get(
+                "on", ["failure"]
+            ):
+                return None, {}
+            err = r.error or {}
+            duration = (
+                (r.finished_at - r.started_at).total_seconds()
+                if r.finished_at and r.started_at
+                else None
+            )
+            facts = {
+                "event": event, "run_id": r.id, "job_id": job.id, "job_name": job.name,
+                "status": r.status, "owner": r.owner, "notebook_path": r.notebook_path,
+                "parameters": r.parameters, "trigger": r.trigger, "attempt": r.attempt,
+                "started_at": _iso(r.started_at), "finished_at": _iso(r.finished_at),
+                "duration_s": duration,
+                "error": {
+                    "reason": err.get("reason"), "message": err.get("message"),
+                    "ename": err.get("ename"), "cell_index": err.get("cell_index"),
+                } if r.error else None,
+                "url": self._link(r.id),
+            }  # fmt: skip
+            return facts, dict(job.notify)
+
+    def _link(self, run_id: str) -> str | None:
+        if not self.server_url:
+            return None
+        return f"{self.server_url.rstrip('/')}/dataops/api/v1/runs/{run_id}"
+
+    def _deliver(
+        self,
+        facts: dict[str, Any],
+        channel: str,
+        target: str,
+        send: Callable[[dict[str, Any], str], None],
+    ) -> None:
+        error: str | None = None
+        attempt = 0
+        for attempt in range(1, self.attempts + 1):
+            try:
+                send(facts, target)
+                error = None
+                break
+            except _Retry as e:
+                error = str(e)
+                if attempt < self.attempts:
+                    time.sleep(self.backoff_s * 2 ** (attempt - 1))
+            except Exception as e:  # not worth retrying (4xx, refused recipient, bad login)
+                error = str(e) or type(e).__name__
+                break
+        if error:
+            log.warning("DataOps: %s notification of run %s to %s failed: %s",
+                        channel, facts["run_id"], target, error)  # fmt: skip
+        try:
+            with self.store.session() as s:
+                s.add(
+                    t.Notification(
+                        run_id=facts["run_id"],
+                        job_id=facts["job_id"],
+                        channel=channel,
+                        target=target,
+                        event=facts["event"],
+                        status="failed" if error else "sent",
+                        attempts=attempt,
+                        error=error,
+                    )
+                )
+        except Exception:
+            log.exception("DataOps: cannot record the notification of run %s", facts["run_id"])
+
+    def _post(self, facts: dict[str, Any], url: str) -> None:
+        import urllib.error
+        import urllib.request
+
+        body = json.dumps(facts, separators=(",", ":"), sort_keys=True).encode()
+        req = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": f"jupyter-dataops/{__version__}",
+                SIGNATURE_HEADER: signature(self.secret_for(facts["job_id"]), body),
+            },
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                resp.read()
+        except urllib.error.HTTPError as e:
+            message = f"HTTP {e.code} {e.reason}"
+            if e.code >= 500:
+                raise _Retry(message) from None
+            raise RuntimeError(message) from None
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", None) or e
+            raise _Retry(f"cannot reach {url}: {reason}") from None
+
+    def _mail(self, facts: dict[str, Any], address: str) -> None:
+        import smtplib
+        import ssl
+        from email.message import EmailMessage
+
+        if not self.smtp.host:
+            raise RuntimeError("e-mail is not configured (c.DataOps.smtp_host is empty)")
+        msg = EmailMessage()
+        msg["Subject"] = (
+            f"[dataops] {facts['job_name']} {facts['status'].replace('_', ' ')} "
+            f"(run {facts['run_id']})"
+        )
+        msg["From"] = self.smtp.sender
+        msg["To"] = address
+        msg.set_content(mail_body(facts))
+        try:
+            with smtplib.SMTP(self.smtp.host, self.smtp.port, timeout=self.timeout_s) as smtp:
+                if self.smtp.starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                if self.smtp.username:
+                    smtp.login(self.smtp.username, self.smtp.password)
+                smtp.send_message(msg)
+        except smtplib.SMTPResponseException as e:
+            raw = e.smtp_error
+            text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+            message = f"SMTP {e.smtp_code}: {text}"
+            if 400 <= e.smtp_code < 500:
+                raise _Retry(message) from None
+            raise RuntimeError(message) from None
+        except smtplib.SMTPRecipientsRefused as e:
+            raise RuntimeError(f"recipient refused: {e.recipients}") from None
+        except smtplib.SMTPServerDisconnected as e:
+            raise _Retry(f"{self.smtp.host}:{self.smtp.port} disconnected: {e}") from None
+        except smtplib.SMTPException as e:
+            raise RuntimeError(f"SMTP: {e}") from None
+        except OSError as e:  # refused, unreachable, timed out
+            raise _Retry(f"cannot reach {self.smtp.host}:{self.smtp.port}: {e}") from None
+
+
+def mail_body(facts: dict[str, Any]) -> str:
+    """The plain-text e-mail of a run's notification."""
+    lines = [
+        f"Job {facts['job_name']} {facts['status'].replace('_', ' ')} "
+        f"(run {facts['run_id']}, attempt {facts['attempt']}).",
+        "",
+        f"Notebook:   {facts['notebook_path']}",
+        f"Parameters: {json.dumps(facts['parameters'], sort_keys=True)}",
+        f"Owner:      {facts['owner']} (trigger: {facts['trigger']})",
+        f"Started:    {facts['started_at'] or '-'}",
+        f"Finished:   {facts['finished_at'] or '-'}",
+    ]
+    if facts["duration_s"] is not None:
+        lines.append(f"Duration:   {facts['duration_s']:.1f} s")
+    err = facts["error"]
+    if err:
+        cell = f" (cell {err['cell_index']})" if err.get("cell_index") is not None else ""
+        lines.append(f"Error:      {err['message']}{cell}")
+    if facts["url"]:
+        lines.append(f"Run:        {facts['url']}")
+    return "\n".join(lines) + "\n"
