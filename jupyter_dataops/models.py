@@ -283,7 +283,10 @@ class JobDefinitionRequest(_Model):
     retry_backoff_s: float = Field(default=30.0, ge=0, le=24 * 3600)
     concurrency: int = Field(default=1, ge=1, le=64)
     tags: list[str] = Field(default_factory=list)
-    output_formats: list[str] = Field(default_factory=list, description="html")
+    output_formats: list[str] = Field(
+        default_factory=list,
+        description="Extra formats besides ipynb: html, pdf (pdf needs Chromium on the server).",
+    )
     paused: bool = False
     catchup: str = Field(
         default="once",

@@ -144,6 +144,7 @@ class Platform:
             workers=self.settings.job_workers if workers is None else workers,
             warm=self.settings.warm_kernels if warm is None else warm,
             dask_scheduler_address=self.settings.dask_scheduler_address,
+            fork_kernels=self.settings.fork_kernels,
         )
 
     def is_admin(self, user: Principal) -> bool:

@@ -66,6 +66,14 @@ class DataOps(LoggingConfigurable):
         "wait for kernel start-up. 0 starts each run's kernel on demand.",
     ).tag(config=True)
 
+    fork_kernels = Bool(
+        True,
+        help="Fork runners and their kernels from one pre-imported process (a fork server) "
+        "instead of starting two interpreters per run: several times less CPU per run. Each "
+        "run still gets a fresh, never-used kernel. Applies to ipykernel kernelspecs of the "
+        "server's own Python without an env of their own; others always start the plain way.",
+    ).tag(config=True)
+
     run_scheduler = Bool(
         True,
         help="Fire the cron schedules of this server's user's job definitions, and execute the "

@@ -189,8 +189,18 @@ def execute(
             dataops_started=started,
         )
         outputs = {"notebook": job["output_path"], "log": job["log_path"]}
-        if "html" in job.get("output_formats", []):
-            outputs["html"] = _html(job["output_path"])
+        formats = job.get("output_formats", [])
+        if "html" in formats or "pdf" in formats:
+            from . import render
+
+            page = render.html(job["output_path"])
+            if "html" in formats:
+                outputs["html"] = page
+            if "pdf" in formats:
+                log.write("[dataops] rendering the PDF\n")
+                outputs["pdf"] = render.pdf(job["output_path"], page)
+                if "html" not in formats:
+                    Path(page).unlink(missing_ok=True)
         log.write(f"[dataops] succeeded in {time.monotonic() - started:.2f} s\n")
         return {"status": "succeeded", "outputs": outputs}
     except Exception as e:
@@ -325,12 +335,13 @@ def run_on_worker(
             )
             result = {"status": status, "error": {"reason": reason, "message": message}}
         out = Path(wjob["output_path"])
-        html = out.with_suffix(".html")
+        html, pdf = out.with_suffix(".html"), out.with_suffix(".pdf")
         return {
             "status": result["status"],
             "error": result.get("error"),
             "notebook": out.read_bytes() if out.exists() else None,
             "html": html.read_bytes() if html.exists() else None,
+            "pdf": pdf.read_bytes() if pdf.exists() else None,
             "log": Path(wjob["log_path"]).read_text(encoding="utf-8", errors="replace"),
             "progress": last,
             "worker": worker_name,
@@ -403,18 +414,6 @@ def _describe(e: Exception) -> dict[str, Any]:
     if name == "DeadKernelError":
         return {"reason": "kernel_died", "message": f"the kernel died: {e}"}
     return {"reason": "error", "message": f"{name}: {e}", "traceback": traceback.format_exc()}
-
-
-def _html(notebook: str) -> str:
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(
-        nbformat.read(notebook, as_version=4)
-    )
-    out = str(Path(notebook).with_suffix(".html"))
-    Path(out).write_text(body, encoding="utf-8")
-    return out
 
 
 if __name__ == "__main__":

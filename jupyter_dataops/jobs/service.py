@@ -40,6 +40,7 @@ TERMINAL = ("succeeded", "failed", "cancelled", "timed_out")
 OUTPUT_FILES = {
     "notebook": "output.ipynb",
     "html": "output.html",
+    "pdf": "output.pdf",
     "log": "run.log",
     "input": "input.ipynb",
 }
@@ -174,10 +175,18 @@ class JobService:
     @staticmethod
     def _check_formats(formats: list[str] | None) -> None:
         for f in formats or []:
-            if f not in ("html",):
+            if f not in ("html", "pdf"):
                 raise InvalidRequest(
-                    f"unknown output format {f!r}: ipynb is always kept; html can be added"
+                    f"unknown output format {f!r}: ipynb is always kept; html and pdf can be added",
+                    details={"field": "output_formats"},
                 )
+            if f == "pdf":
+                from .render import pdf_renderer
+
+                browser, why = pdf_renderer()
+                if browser is None:
+                    raise InvalidRequest(f"output format 'pdf' is not available: {why}",
+                                         details={"field": "output_formats"})  # fmt: skip
 
     def update_job(self, user: Principal, ref: str, patch: JobDefinitionPatch) -> JobDefinitionInfo:
         changes = patch.model_dump(exclude_unset=True)

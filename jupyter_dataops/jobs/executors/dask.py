@@ -131,7 +131,7 @@ class DaskBackend:
     def _save(run_dir: Path, result: dict[str, Any]) -> Result:
         run_dir.mkdir(parents=True, exist_ok=True)
         outputs: dict[str, str] = {}
-        for name in ("notebook", "html"):
+        for name in ("notebook", "html", "pdf"):
             if result.get(name) is not None:
                 path = run_dir / OUTPUT_FILES[name]
                 path.write_bytes(result[name])

@@ -714,7 +714,7 @@ export interface components {
             notify: components["schemas"]["NotifySettings-Input"] | null;
             /**
              * Output Formats
-             * @description html
+             * @description Extra formats besides ipynb: html, pdf (pdf needs Chromium on the server).
              */
             output_formats?: string[];
             /**
