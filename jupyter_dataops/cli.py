@@ -22,6 +22,26 @@ _ALIASES = {
 }
 
 
+def _take_parameters(argv: Any) -> tuple[dict[str, Any], list[str]]:
+    """papermill's `-p NAME VALUE` pairs, taken out before traitlets sees the arguments."""
+    from .jobs.parameters import parse_cli_value
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parameters: dict[str, Any] = {}
+    rest = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in ("-p", "--parameter"):
+            if i + 2 >= len(argv):
+                raise SystemExit("error: -p takes NAME VALUE")
+            parameters[argv[i + 1]] = parse_cli_value(argv[i + 2])
+            i += 3
+        else:
+            rest.append(argv[i])
+            i += 1
+    return parameters, rest
+
+
 class _Sub(JupyterApp):
     """A subcommand: reads the same jupyter_server_config files (c.DataOps) as the server."""
 
@@ -247,22 +267,7 @@ class RunApp(_Sub):
     flags = {**_Sub.flags, "wait": ({"RunApp": {"wait": True}}, "Wait for the end.")}
 
     def parse_command_line(self, argv: Any = None) -> None:
-        # papermill's `-p NAME VALUE` pairs, taken out before traitlets sees them.
-        argv = list(sys.argv[1:] if argv is None else argv)
-        self.parameters: dict[str, Any] = {}
-        rest = []
-        i = 0
-        while i < len(argv):
-            if argv[i] in ("-p", "--parameter"):
-                if i + 2 >= len(argv):
-                    raise SystemExit("error: -p takes NAME VALUE")
-                from .jobs.parameters import parse_cli_value
-
-                self.parameters[argv[i + 1]] = parse_cli_value(argv[i + 2])
-                i += 3
-            else:
-                rest.append(argv[i])
-                i += 1
+        self.parameters, rest = _take_parameters(argv)
         super().parse_command_line(rest)
 
     def run(self) -> None:
@@ -394,6 +399,155 @@ class SchedulerApp(_Sub):
         self.log.info("DataOps scheduler: stopped")
 
 
+class ScheduleApp(_Sub):
+    name = "jupyter-dataops-schedule"
+    description = (
+        "Schedule a notebook: `schedule NAME NOTEBOOK --cron '0 6 * * *' [--tz Europe/Paris] "
+        "[-p NAME VALUE ...]` (creates or updates the job NAME); `schedule NAME "
+        "--pause|--resume|--delete`; `schedule` alone lists the schedules."
+    )
+    cron = Unicode("", help="Cron expression, e.g. '0 6 * * 1-5' (06:00 on weekdays).").tag(
+        config=True
+    )
+    tz = Unicode("", help="Time zone of the cron expression (IANA name). Default UTC.").tag(
+        config=True
+    )
+    retries = Int(-1, help="Retries of a failed run (default: 0 for a new job).").tag(config=True)
+    timeout = Float(0.0, help="Kill a run after this many seconds (0: keep).").tag(config=True)
+    catchup = Unicode("", help="Missed fire times: 'once' (default) or 'skip'.").tag(config=True)
+    pause = Bool(False, help="Pause the schedule.").tag(config=True)
+    resume = Bool(False, help="Resume the schedule.").tag(config=True)
+    delete = Bool(False, help="Delete the job definition (its runs stay).").tag(config=True)
+    aliases = {
+        **_Sub.aliases,
+        "cron": "ScheduleApp.cron",
+        "tz": "ScheduleApp.tz",
+        "retries": "ScheduleApp.retries",
+        "timeout": "ScheduleApp.timeout",
+        "catchup": "ScheduleApp.catchup",
+    }
+    flags = {
+        **_Sub.flags,
+        "pause": ({"ScheduleApp": {"pause": True}}, "Pause the schedule."),
+        "resume": ({"ScheduleApp": {"resume": True}}, "Resume the schedule."),
+        "delete": ({"ScheduleApp": {"delete": True}}, "Delete the job definition."),
+    }
+
+    def parse_command_line(self, argv: Any = None) -> None:
+        self.parameters, rest = _take_parameters(argv)
+        super().parse_command_line(rest)
+
+    def run(self) -> None:
+        from .exceptions import NotFound
+
+        args = list(self.extra_args)
+        if len(args) > 2:
+            raise InvalidRequest("usage: schedule [NAME [NOTEBOOK]] [--cron ...] [-p NAME VALUE]")
+        actions = [f for f in ("pause", "resume", "delete") if getattr(self, f)]
+        if len(actions) > 1 or (actions and len(args) != 1):
+            raise InvalidRequest("--pause, --resume and --delete take one job NAME, alone")
+        p = self.open_platform()
+        try:
+            user = p.principal(p.kernel_owner())
+            if not args:
+                jobs = [j for j in p.jobs.list_jobs(user) if j.schedule]
+                self._list(p, user, jobs)
+                return
+            name = args[0]
+            if actions == ["delete"]:
+                p.jobs.delete_job(user, name)
+                self.emit({"deleted": name}, f"job {name} deleted")
+                return
+            try:
+                current = p.jobs.get_job(user, name)
+            except NotFound:
+                current = None
+            if current is None:
+                job = self._create(p, user, name, args)
+            else:
+                job = self._update(p, user, current, args, actions)
+            self._list(p, user, [job])
+        finally:
+            p.close()
+
+    def _notebook(self, p: Any, arg: str) -> str:
+        nb = Path(arg).resolve()
+        if not nb.is_relative_to(p.root):
+            raise InvalidRequest(f"{nb} is not inside the workspace {p.root}")
+        return str(nb.relative_to(p.root))
+
+    def _create(self, p: Any, user: Any, name: str, args: list[str]) -> Any:
+        from .models import JobDefinitionRequest
+
+        if len(args) != 2 or not self.cron:
+            raise InvalidRequest(f"there is no job {name!r}: give NOTEBOOK and --cron to create it")
+        req: dict[str, Any] = {
+            "name": name,
+            "notebook_path": self._notebook(p, args[1]),
+            "parameters": self.parameters,
+            "schedule": self.cron,
+            "timezone": self.tz or "UTC",
+            "paused": self.pause,
+        }
+        if self.retries >= 0:
+            req["max_retries"] = self.retries
+        if self.timeout:
+            req["timeout_s"] = self.timeout
+        if self.catchup:
+            req["catchup"] = self.catchup
+        return p.jobs.create_job(user, JobDefinitionRequest.model_validate(req))
+
+    def _update(self, p: Any, user: Any, current: Any, args: list[str], actions: list[str]) -> Any:
+        from .models import JobDefinitionPatch
+
+        patch: dict[str, Any] = {}
+        if len(args) == 2:
+            patch["notebook_path"] = self._notebook(p, args[1])
+        if self.cron:
+            patch["schedule"] = self.cron
+        if self.tz:
+            patch["timezone"] = self.tz
+        if self.parameters:
+            patch["parameters"] = {**current.parameters, **self.parameters}
+        if self.retries >= 0:
+            patch["max_retries"] = self.retries
+        if self.timeout:
+            patch["timeout_s"] = self.timeout
+        if self.catchup:
+            patch["catchup"] = self.catchup
+        if actions:
+            patch["paused"] = actions == ["pause"]
+        if not patch:
+            return current
+        return p.jobs.update_job(user, current.name, JobDefinitionPatch.model_validate(patch))
+
+    def _list(self, p: Any, user: Any, jobs: list[Any]) -> None:
+        from .jobs.scheduler import next_fire_time
+
+        rows = []
+        for j in jobs:
+            nxt = None
+            if j.schedule and not j.paused:
+                nxt = next_fire_time(j.schedule, j.timezone)
+            last = p.jobs.list_runs(user, j.name, None, 1)
+            rows.append(
+                {
+                    **j.model_dump(mode="json"),
+                    "next_fire": nxt.isoformat() if nxt else None,
+                    "last_run": last[0].model_dump(mode="json") if last else None,
+                }
+            )
+        lines = [f"{'job':20} {'cron':16} {'time zone':16} {'next (UTC)':17} last run"]
+        for r in rows:
+            when = "paused" if r["paused"] else (r["next_fire"] or "-")[:16].replace("T", " ")
+            last = r["last_run"]
+            lines.append(
+                f"{r['name']:20} {r['schedule'] or '-':16} {r['timezone']:16} {when:17} "
+                f"{last['status'] + ' ' + last['id'] if last else '-'}"
+            )
+        self.emit({"jobs": rows}, "\n".join(lines))
+
+
 class JobsApp(_Sub):
     name = "jupyter-dataops-jobs"
     description = "List job definitions and their recent runs."
@@ -504,6 +658,7 @@ class DataOpsCLI(JupyterApp):
         "register": (RegisterApp, RegisterApp.description),
         "run": (RunApp, RunApp.description),
         "jobs": (JobsApp, JobsApp.description),
+        "schedule": (ScheduleApp, ScheduleApp.description),
         "scheduler": (SchedulerApp, SchedulerApp.description),
         "audit": (AuditApp, AuditApp.description),
     }

@@ -75,6 +75,15 @@ def latest_fire_time(schedule: str, tz: str, now: datetime) -> datetime:
     return prev.astimezone(timezone.utc)
 
 
+def next_fire_time(schedule: str, tz: str, now: datetime | None = None) -> datetime:
+    """The schedule's first fire time after ``now`` (default: now), in UTC."""
+    from croniter import croniter
+
+    start = (now or datetime.now(timezone.utc)).astimezone(ZoneInfo(tz))
+    nxt: datetime = croniter(schedule, start).get_next(datetime)
+    return nxt.astimezone(timezone.utc)
+
+
 class Scheduler:
     """Fires cron schedules of job definitions; framework-neutral (server, CLI, tests).
 

@@ -165,3 +165,49 @@ def test_run_a_notebook_from_the_terminal(tmp_path):
     assert r.returncode == 2 and "unknown parameter 'alpah'" in r.stderr
     r = run("jobs", "--json", cwd=tmp_path)
     assert [x["status"] for x in json.loads(r.stdout)["runs"]] == ["failed", "succeeded"]
+
+
+def test_schedule_a_notebook_from_the_terminal(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "P"}
+    cell = nbformat.v4.new_code_cell("min_delay = 15")
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell("print(min_delay)")]
+    nbformat.write(nb, tmp_path / "delays.ipynb")
+    r = run(
+        "schedule", "nightly", "delays.ipynb", "--cron", "0 6 * * 1-5", "--tz", "Europe/Paris",
+        "-p", "min_delay", "30", "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (job,) = json.loads(r.stdout)["jobs"]
+    assert (job["schedule"], job["timezone"], job["parameters"]) == (
+        "0 6 * * 1-5",
+        "Europe/Paris",
+        {"min_delay": 30},
+    )
+    # 06:00 in Paris is 05:00 UTC in winter (04:00 in summer), on a weekday.
+    from datetime import datetime
+
+    nxt = datetime.fromisoformat(job["next_fire"])
+    assert nxt.hour in (4, 5) and nxt.minute == 0 and nxt.weekday() < 5
+    r = run("schedule", "nightly", "--pause", "--json", cwd=tmp_path)
+    (job,) = json.loads(r.stdout)["jobs"]
+    assert job["paused"] is True and job["next_fire"] is None
+    r = run("schedule", "nightly", "-p", "min_delay", "45", "--resume", "--json", cwd=tmp_path)
+    (job,) = json.loads(r.stdout)["jobs"]
+    assert job["paused"] is False and job["parameters"] == {"min_delay": 45}
+    # Bad input: a clear error, exit 2, and the definition is unchanged.
+    r = run("schedule", "nightly", "-p", "min_dela", "1", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown parameter 'min_dela'" in r.stderr
+    r = run("schedule", "nightly", "--cron", "61 * * * *", cwd=tmp_path)
+    assert r.returncode == 2 and "invalid cron schedule '61 * * * *'" in r.stderr
+    r = run("schedule", "other", "delays.ipynb", cwd=tmp_path)
+    assert r.returncode == 2 and "give NOTEBOOK and --cron" in r.stderr
+    r = run("schedule", "--json", cwd=tmp_path)
+    (job,) = json.loads(r.stdout)["jobs"]
+    assert job["schedule"] == "0 6 * * 1-5" and job["parameters"] == {"min_delay": 45}
+    r = run("schedule", "nightly", "--delete", cwd=tmp_path)
+    assert r.returncode == 0
+    assert json.loads(run("schedule", "--json", cwd=tmp_path).stdout)["jobs"] == []
