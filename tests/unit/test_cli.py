@@ -144,15 +144,21 @@ def test_register_from_a_spec_file(tmp_path):
     assert r.returncode == 2 and "not a valid dataset spec" in r.stderr
 
 
-def test_run_a_notebook_from_the_terminal(tmp_path):
+def parameterized(path: Path, parameters: str, code: str) -> None:
     import nbformat
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "P"}
-    cell = nbformat.v4.new_code_cell("alpha = 0.1")
+    cell = nbformat.v4.new_code_cell(parameters)
     cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell("print('alpha is', alpha)\nassert alpha < 1")]
-    nbformat.write(nb, tmp_path / "report.ipynb")
+    nb.cells = [cell, nbformat.v4.new_code_cell(code)]
+    nbformat.write(nb, path)
+
+
+def test_run_a_notebook_from_the_terminal(tmp_path):
+    parameterized(
+        tmp_path / "report.ipynb", "alpha = 0.1", "print('alpha is', alpha)\nassert alpha < 1"
+    )
     r = run("run", "report.ipynb", "-p", "alpha", "0.5", "--wait", "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     done = json.loads(r.stdout)
@@ -168,14 +174,7 @@ def test_run_a_notebook_from_the_terminal(tmp_path):
 
 
 def test_schedule_a_notebook_from_the_terminal(tmp_path):
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "P"}
-    cell = nbformat.v4.new_code_cell("min_delay = 15")
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell("print(min_delay)")]
-    nbformat.write(nb, tmp_path / "delays.ipynb")
+    parameterized(tmp_path / "delays.ipynb", "min_delay = 15", "print(min_delay)")
     r = run(
         "schedule", "nightly", "delays.ipynb", "--cron", "0 6 * * 1-5", "--tz", "Europe/Paris",
         "-p", "min_delay", "30", "--json", cwd=tmp_path,
