@@ -70,6 +70,7 @@ class Platform:
             lambda: self.workspace_config().admins,
             default_executor=settings.executor,
             notifier=self.notifier,
+            outputs_url=settings.outputs_url,
         )
 
     def start_query(self, fn: Callable[[], T]) -> asyncio.Future[T]:

@@ -66,6 +66,14 @@ class DataOps(LoggingConfigurable):
         "wait for kernel start-up. 0 starts each run's kernel on demand.",
     ).tag(config=True)
 
+    outputs_url = Unicode(
+        "",
+        help="fsspec URL of shared storage for run files (s3://bucket/dataops/runs, "
+        "file:///mnt/shared/runs, ...). Inputs are written there on submission and outputs "
+        "when a run ends, so servers sharing one store can run and serve each other's runs. "
+        "Default: each server's <root>/.dataops/runs only.",
+    ).tag(config=True)
+
     fork_kernels = Bool(
         True,
         help="Fork runners and their kernels from one pre-imported process (a fork server) "

@@ -267,6 +267,8 @@ class LogHandler(_JobsBase):
         jobs, user = self.platform.jobs, self.principal()
         run = await self.platform.store.run(jobs.get_run, user, run_id)
         path = jobs.runs_dir / run_id / "run.log"
+        if run.status in TERMINAL and "log" in run.outputs:
+            path = await self.platform.store.run(jobs.output_path, user, run_id, "log")
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
         offset = 0

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..exceptions import Conflict, Forbidden, InvalidRequest, NotFound
+from ..exceptions import Conflict, Forbidden, InvalidRequest, NotFound, Unavailable
 from ..identity import Principal, TokenSigner
 from ..models import (
     JobDefinitionInfo,
@@ -32,6 +32,7 @@ from ..models import (
 from ..store import Store
 from ..store import tables as t
 from .parameters import infer_parameters, notebook_hash, read_notebook, validate_parameters
+from .storage import OutputStorage
 
 if TYPE_CHECKING:
     from .notify import Notifier
@@ -69,8 +70,11 @@ class JobService:
         admins: Any,
         default_executor: str = "local",
         notifier: Notifier | None = None,
+        outputs_url: str = "",
     ) -> None:
         self.store = store
+        # Shared storage of run files (fsspec), besides the local run directories.
+        self.storage = OutputStorage(outputs_url) if outputs_url else None
         self.notifier = notifier  # told about every run that ends for good
         self.default_executor = default_executor  # of runs without a job definition
         self.root = root
@@ -317,6 +321,7 @@ class JobService:
             shutil.copyfile(path, run_dir / OUTPUT_FILES["input"])
             run.notebook_hash = notebook_hash(run_dir / OUTPUT_FILES["input"])
             run.outputs = {"input": OUTPUT_FILES["input"]}
+            self._share(run.id, {"input"})
             with self.store.session() as s:
                 if claim is not None:
                     claim(s, run)
@@ -391,7 +396,26 @@ class JobService:
                 raise NotFound(
                     f"run {run_id} has no output {name!r}; it has: {', '.join(sorted(r.outputs))}"
                 )
-        return self.runs_dir / run_id / OUTPUT_FILES[name]
+        path = self.runs_dir / run_id / OUTPUT_FILES[name]
+        if not path.exists() and self.storage is not None:
+            self.storage.fetch(run_id, OUTPUT_FILES[name], path)  # it ran on another server
+        if not path.exists():
+            where = "shared storage" if self.storage else "this server (no c.DataOps.outputs_url)"
+            raise NotFound(f"the {name} of run {run_id} is not on {where}")
+        return path
+
+    def _share(self, run_id: str, names: set[str]) -> None:
+        """Copy these files of the run to shared storage, when there is one."""
+        if self.storage is not None and names:
+            run_dir = self.runs_dir / run_id
+            files = {OUTPUT_FILES[n]: run_dir / OUTPUT_FILES[n] for n in names}
+            try:
+                self.storage.put(run_id, files)
+            except Exception as e:
+                raise Unavailable(
+                    f"could not write run {run_id}'s files to {self.storage.url}: "
+                    f"{type(e).__name__}: {e}"
+                ) from None
 
     def request_cancel(self, user: Principal, run_id: str) -> RunInfo:
         """Mark a queued run cancelled; a running one is killed by the executor."""
@@ -500,6 +524,11 @@ class JobService:
                 if (self.runs_dir / run_id / OUTPUT_FILES[name]).exists()
             }
             r.outputs = found
+            if self.storage is not None:
+                try:
+                    self._share(run_id, set(found) - {"input"})
+                except Exception as e:  # the run's record stands; its files stay local
+                    r.progress = {**r.progress, "storage_error": f"{type(e).__name__}: {e}"}
             retry_id = self._retry(s, r) if status in ("failed", "timed_out") else None
         if retry_id is None and status != "cancelled" and self.notifier is not None:
             self.notifier.run_ended(run_id)
@@ -529,6 +558,7 @@ class JobService:
         shutil.copyfile(
             self.runs_dir / run_id / OUTPUT_FILES["input"], retry_dir / OUTPUT_FILES["input"]
         )
+        self._share(retry.id, {"input"})
         s.add(retry)
         return retry.id
 
