@@ -141,7 +141,8 @@ def fork_kernel(kernel_name: str) -> tuple[Any, Any, int]:
     from jupyter_client.provisioning.local_provisioner import LocalProvisioner
     from jupyter_core.utils import run_sync
 
-    folder = tempfile.mkdtemp(prefix="dataops-kernel-")
+    # Named after the runner: the server removes it if the runner is killed (timeout, cancel).
+    folder = tempfile.mkdtemp(prefix=f"dataops-kernel-{os.getpid()}-")
     connection_file, _ = write_connection_file(
         os.path.join(folder, "kernel.json"), ip="127.0.0.1", kernel_name=kernel_name
     )

@@ -226,7 +226,9 @@ def serve(
     except Exception as e:
         emit("failed_to_start", error=f"{type(e).__name__}: {e}")
         return 3
-    emit("ready", kernel_pid=pid, pid=os.getpid())
+    # What a kill would leave behind (the kernel's connection file): the server removes it.
+    leftovers = [getattr(km, "_dataops_folder", None) or km.connection_file]
+    emit("ready", kernel_pid=pid, pid=os.getpid(), leftovers=leftovers)
     line = inp.readline()
     if not line:  # the server let this runner go unused
         stop(km)

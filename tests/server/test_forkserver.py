@@ -146,3 +146,24 @@ async def test_runs_go_on_when_the_fork_server_dies(server, api, jp_fetch, jp_ro
         assert (await state_of(api, jp_fetch, run["id"]))["x"] == i
     assert executor._forks is not None and executor._forks is not first
     assert executor._forks.proc.poll() is None
+
+
+async def test_a_killed_run_leaves_no_kernel_files_behind(server, api, jp_fetch, jp_root_dir):
+    import tempfile
+
+    notebook(
+        jp_root_dir / "nb" / "hang.ipynb",
+        "seconds = 60",
+        "import os, time\nprint('RUNNER', os.getppid(), os.getpid(), flush=True)\n"
+        "time.sleep(seconds)",
+    )
+    code, run = await api("POST", "runs", {"notebook_path": "nb/hang.ipynb", "timeout_s": 3})
+    assert code == 201, run
+    done = await wait_for(api, run["id"])
+    assert done["status"] == "timed_out", done
+    resp = await jp_fetch("dataops", "api", "v1", "runs", run["id"], "outputs", "log")
+    runner, kernel = map(int, resp.body.decode().split("RUNNER ", 1)[1].split()[:2])
+    # The runner held the kernel's connection file in a folder named after it; killed, it
+    # could not remove it: the executor did. And neither process is left.
+    assert gone(runner) and gone(kernel)
+    assert list(Path(tempfile.gettempdir()).glob(f"dataops-kernel-{runner}-*")) == []

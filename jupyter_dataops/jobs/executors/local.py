@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -53,6 +54,7 @@ class Runner:
         self.ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.proc: asyncio.subprocess.Process | None = None
         self.error: str | None = None  # why it did not start
+        self.leftovers: list[str] = []  # files a killed runner cannot remove itself
 
     async def _open(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
@@ -77,6 +79,7 @@ class Runner:
         else:
             if line is not None and line.get("event") == "ready":
                 self.kernel_pid = line.get("kernel_pid")
+                self.leftovers = [str(f) for f in line.get("leftovers") or [] if f]
                 self.ready.set_result(True)
                 return
             self.error = line.get("error") if line else None
@@ -124,10 +127,20 @@ class Runner:
 
     async def kill(self) -> None:
         if self.pid is None or self.exit_code() is not None:
+            self._clean()
             return
         for sig in (signal.SIGTERM, signal.SIGKILL):
             if not self._signal(sig) or await self._wait(KILL_GRACE_S):
-                return
+                break
+        self._clean()
+
+    def _clean(self) -> None:
+        for path in self.leftovers:  # gone already when the runner ended by itself
+            try:
+                shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+            except OSError:
+                pass
+        self.leftovers = []
 
 
 class ForkedRunner(Runner):
