@@ -160,6 +160,7 @@ def fork_kernel(kernel_name: str) -> tuple[Any, Any, int]:
     km.provisioner = provisioner
     km._connection_file_written = True
     km._dataops_folder = folder  # type: ignore[attr-defined]
+    _forked.append(km)
     kc = km.client()
     kc.start_channels()
     try:
@@ -184,11 +185,22 @@ def stop_forked(km: Any) -> None:
     shutil.rmtree(getattr(km, "_dataops_folder", ""), ignore_errors=True)
 
 
+_forked: list[Any] = []  # this runner's kernel managers, stopped however the runner ends
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _runner_child(sock: socket.socket, kernel_name: str) -> int:
-    """In a forked runner: own session, quiet stdio, then the runner's protocol on ``sock``."""
+    """In a forked runner: own session, quiet stdio, then the runner's protocol on ``sock``.
+
+    However it ends (the run is over, the server went away, SIGTERM for a timeout or a
+    cancel), its kernel is killed and the kernel's files removed on the way out.
+    """
     os.setsid()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, _terminated)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -198,7 +210,12 @@ def _runner_child(sock: socket.socket, kernel_name: str) -> int:
 
     inp = sock.makefile("r", encoding="utf-8")
     out = sock.makefile("w", encoding="utf-8")
-    return runner.serve(kernel_name, inp, out, fork_kernel, stop_forked)
+    try:
+        return runner.serve(kernel_name, inp, out, fork_kernel, stop_forked)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the clean-up is not interrupted
+        for km in _forked:
+            stop_forked(km)
 
 
 # The fork server ---------------------------------------------------------------------------------
