@@ -146,6 +146,7 @@ class Platform:
             warm=self.settings.warm_kernels if warm is None else warm,
             dask_scheduler_address=self.settings.dask_scheduler_address,
             fork_kernels=self.settings.fork_kernels,
+            kernel_preload=tuple(self.settings.kernel_preload),
         )
 
     def is_admin(self, user: Principal) -> bool:

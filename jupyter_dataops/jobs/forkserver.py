@@ -238,12 +238,21 @@ PRELOAD = (
 )
 
 
-def serve_forks(ctrl: socket.socket) -> int:
-    """The fork server's loop: one runner per request line, until the server goes away."""
+def serve_forks(ctrl: socket.socket, preload: tuple[str, ...] = ()) -> int:
+    """The fork server's loop: one runner per request line, until the server goes away.
+
+    ``preload``: more modules to import once for all kernels (``c.DataOps.kernel_preload``);
+    one that fails to import is reported and skipped.
+    """
     import importlib
 
     for name in PRELOAD:
         importlib.import_module(name)
+    for name in preload:
+        try:
+            importlib.import_module(name)
+        except Exception as e:
+            print(f"dataops forkserver: cannot preload {name!r}: {e!r}", file=sys.stderr)
     from . import runner
 
     runner._engine()  # register papermill's engine once, before any fork
@@ -280,13 +289,19 @@ def serve_forks(ctrl: socket.socket) -> int:
 class ForkServer:
     """The server's handle on its fork server process (blocking calls: use a thread)."""
 
-    def __init__(self, cwd: str) -> None:
+    def __init__(self, cwd: str, preload: tuple[str, ...] = ()) -> None:
         import subprocess
 
         self._lock = threading.Lock()
         self._sock, theirs = socket.socketpair()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_dataops.jobs.forkserver", str(theirs.fileno())],
+            [
+                sys.executable,
+                "-m",
+                "jupyter_dataops.jobs.forkserver",
+                str(theirs.fileno()),
+                *preload,
+            ],
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -321,7 +336,7 @@ def main() -> int:
     ctrl.setblocking(True)
     # Be a quiet, clean parent: the cwd is the workspace (as for plain runners).
     sys.path[:] = [p for p in sys.path if p not in ("", str(Path.cwd()))]
-    return serve_forks(ctrl)
+    return serve_forks(ctrl, tuple(sys.argv[2:]))
 
 
 if __name__ == "__main__":

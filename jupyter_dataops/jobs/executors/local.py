@@ -187,6 +187,7 @@ class LocalExecutor:
         default_kernel: str = "python3",
         dask_scheduler_address: str = "",
         fork_kernels: bool = True,
+        kernel_preload: tuple[str, ...] = (),
     ) -> None:
         self.service = service
         self.run_blocking = run_blocking  # runs store work off the event loop
@@ -205,6 +206,7 @@ class LocalExecutor:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self.fork_kernels = fork_kernels
+        self.kernel_preload = kernel_preload
         self._forks: ForkServer | None = None
         self._forkable: dict[str, bool] = {}
         self._forks_lost = 0
@@ -215,7 +217,7 @@ class LocalExecutor:
         if retries:
             log.warning("DataOps: %d lost runs will be retried", len(retries))
         if self.fork_kernels and await asyncio.to_thread(self._can_fork, self.default_kernel):
-            self._forks = ForkServer(str(self.service.root))
+            self._forks = ForkServer(str(self.service.root), self.kernel_preload)
         for _ in range(self.warm):
             self._spawn(self.default_kernel)
         self._task = asyncio.create_task(self._dispatch_loop())
@@ -250,7 +252,7 @@ class LocalExecutor:
             self._forks_lost += 1
             if self._forks_lost <= FORK_SERVER_RESTARTS:
                 log.warning("DataOps: the kernel fork server exited; restarting it")
-                self._forks = ForkServer(cwd)
+                self._forks = ForkServer(cwd, self.kernel_preload)
             else:
                 log.error("DataOps: the kernel fork server keeps exiting; runners now start "
                           "their own interpreter")  # fmt: skip
