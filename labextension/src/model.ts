@@ -1,5 +1,5 @@
 import { IDisposable } from '@lumino/disposable';
-import { Debouncer, Poll } from '@lumino/polling';
+import { Debouncer } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { DataOpsClient, DataOpsRequestError } from './api/client';
@@ -11,49 +11,23 @@ import {
   IDataOpsStatus,
   IDataOpsStatusModel
 } from './tokens';
+import { PolledModel, pollFrequency } from './polled';
+import { errorMessage } from './utils';
 
 /**
  * The status of the DataOps server extension, refreshed on demand and, while
  * some view is visible, every `refreshInterval` seconds.
  */
-export class StatusModel implements IDataOpsStatusModel {
+export class StatusModel extends PolledModel implements IDataOpsStatusModel {
   constructor(options: StatusModel.IOptions) {
+    const seconds = Math.max(0, options.refreshInterval ?? 10);
+    super({ name: 'jupyter-dataops:status', interval: seconds });
     this._client = options.client;
-    this._refreshInterval = Math.max(0, options.refreshInterval ?? 10);
-    this._poll = new Poll({
-      auto: false,
-      factory: async () => {
-        await this.refresh();
-        if (this._error !== null) {
-          // A rejected tick makes the poll back off.
-          throw new Error(this._error);
-        }
-      },
-      frequency: Private.frequency(this._refreshInterval),
-      name: 'jupyter-dataops:status',
-      // No requests while the browser tab is hidden.
-      standby: 'when-hidden'
-    });
+    this._refreshInterval = seconds;
   }
 
   get status(): IDataOpsStatus | null {
     return this._status;
-  }
-
-  get error(): string | null {
-    return this._error;
-  }
-
-  get loading(): boolean {
-    return this._pending !== null;
-  }
-
-  get changed(): ISignal<IDataOpsStatusModel, void> {
-    return this._changed;
-  }
-
-  get isDisposed(): boolean {
-    return this._isDisposed;
   }
 
   get refreshInterval(): number {
@@ -67,30 +41,20 @@ export class StatusModel implements IDataOpsStatusModel {
     }
     this._refreshInterval = seconds;
     if (seconds > 0) {
-      this._poll.frequency = Private.frequency(seconds);
+      this.poll.frequency = pollFrequency(seconds);
       if (this._polling) {
-        void this._poll.start();
+        void this.poll.start();
       }
     } else {
-      void this._poll.stop();
+      void this.poll.stop();
     }
-  }
-
-  refresh(): Promise<void> {
-    // Several callers (poll, button, command) share one request in flight.
-    if (this._pending) {
-      return this._pending;
-    }
-    this._pending = this._fetch();
-    this._changed.emit();
-    return this._pending;
   }
 
   startPolling(): void {
     this._polling = true;
     if (this._refreshInterval > 0) {
       // Ticks at once, then every `refreshInterval` seconds.
-      void this._poll.start();
+      void this.poll.start();
     } else {
       void this.refresh();
     }
@@ -98,42 +62,17 @@ export class StatusModel implements IDataOpsStatusModel {
 
   stopPolling(): void {
     this._polling = false;
-    void this._poll.stop();
+    void this.poll.stop();
   }
 
-  dispose(): void {
-    if (this._isDisposed) {
-      return;
-    }
-    this._isDisposed = true;
-    this._poll.dispose();
-    Signal.clearData(this);
-  }
-
-  private async _fetch(): Promise<void> {
-    try {
-      this._status = await this._client.getStatus();
-      this._error = null;
-    } catch (reason) {
-      this._error =
-        reason instanceof Error ? reason.message : String(reason ?? '');
-    } finally {
-      this._pending = null;
-    }
-    if (!this._isDisposed) {
-      this._changed.emit();
-    }
+  protected async load(): Promise<void> {
+    this._status = await this._client.getStatus();
   }
 
   private _client: DataOpsClient;
   private _status: IDataOpsStatus | null = null;
-  private _error: string | null = null;
-  private _pending: Promise<void> | null = null;
-  private _poll: Poll;
   private _polling = false;
   private _refreshInterval: number;
-  private _isDisposed = false;
-  private _changed = new Signal<IDataOpsStatusModel, void>(this);
 }
 
 export namespace StatusModel {
@@ -254,7 +193,7 @@ export class CatalogModel implements IDataOpsCatalogModel {
       if (request !== this._requests || this._isDisposed) {
         return;
       }
-      this._error = Private.message(reason);
+      this._error = errorMessage(reason);
     }
     this._loading = false;
     this._changed.emit();
@@ -491,13 +430,6 @@ export namespace DatasetModel {
 
 namespace Private {
   /**
-   * The message of a failed request.
-   */
-  export function message(reason: unknown): string {
-    return reason instanceof Error ? reason.message : String(reason ?? '');
-  }
-
-  /**
    * A failed request as a problem to show, keeping the server's details.
    */
   export function problem(reason: unknown): DatasetModel.IProblem {
@@ -508,19 +440,6 @@ namespace Private {
           : {};
       return { message: reason.message, code: reason.code, details };
     }
-    return { message: message(reason), code: null, details: {} };
-  }
-
-  /**
-   * The poll frequency for an interval in seconds; failed requests back off
-   * up to five minutes.
-   */
-  export function frequency(seconds: number): {
-    interval: number;
-    backoff: boolean;
-    max: number;
-  } {
-    const interval = Math.max(1, seconds) * 1000;
-    return { interval, backoff: true, max: Math.max(interval, 300 * 1000) };
+    return { message: errorMessage(reason), code: null, details: {} };
   }
 }

@@ -121,6 +121,69 @@ export type IDataOpsPreviewQuery = NonNullable<
 export type IDataOpsPreview = Ok<'/datasets/{name}/preview', 'get'>;
 
 /**
+ * A run of a notebook: state, parameters, progress, error and outputs
+ * (`GET dataops/api/v1/runs/{run_id}`).
+ */
+export type IDataOpsRun = Ok<'/runs/{run_id}', 'get'>;
+
+/**
+ * The body of `GET dataops/api/v1/runs`: runs, newest first.
+ */
+export type IDataOpsRunList = Ok<'/runs', 'get'>;
+
+/**
+ * The query of `GET dataops/api/v1/runs`.
+ */
+export type IDataOpsRunQuery = NonNullable<
+  paths['/runs']['get']['parameters']['query']
+>;
+
+/**
+ * The body of `POST dataops/api/v1/runs`: a job definition or a notebook,
+ * with parameters.
+ */
+export type IDataOpsRunRequest =
+  paths['/runs']['post']['requestBody']['content']['application/json'];
+
+/**
+ * A job definition: notebook, default parameters, cron schedule and limits.
+ */
+export type IDataOpsJob = Ok<'/jobs/{ref}', 'get'>;
+
+/**
+ * The body of `GET dataops/api/v1/jobs`.
+ */
+export type IDataOpsJobList = Ok<'/jobs', 'get'>;
+
+/**
+ * The body of `PATCH dataops/api/v1/jobs/{ref}`: the fields to change.
+ */
+export type IDataOpsJobPatch = Partial<
+  paths['/jobs/{ref}']['patch']['requestBody']['content']['application/json']
+>;
+
+/**
+ * The body of `GET dataops/api/v1/notebooks/parameters`.
+ */
+export type IDataOpsNotebookParameters = Ok<'/notebooks/parameters', 'get'>;
+
+/**
+ * One parameter of a notebook: name, type, default and help.
+ */
+export type IDataOpsParameter = IDataOpsNotebookParameters['parameters'][number];
+
+/**
+ * The states of a run; `RunInfo.status` is typed as a plain string.
+ */
+export type RunStatus =
+  | 'queued'
+  | 'running'
+  | 'succeeded'
+  | 'failed'
+  | 'cancelled'
+  | 'timed_out';
+
+/**
  * Command ids of the extension.
  */
 export namespace CommandIDs {
@@ -135,6 +198,23 @@ export namespace CommandIDs {
    * Copy the code that pulls a dataset into a notebook; args `{name}`.
    */
   export const copyPullCode = 'jupyter-dataops:copy-pull-code';
+
+  /**
+   * Run a notebook as a job, with parameters asked in a dialog; args
+   * `{path}` (default: the current notebook or the file browser selection).
+   */
+  export const runNotebook = 'dataops:run-notebook';
+
+  /**
+   * Open the executed notebook of a run; args `{id}`.
+   */
+  export const openRunOutput = 'jupyter-dataops:open-run-output';
+
+  /**
+   * Show the log of a run in the main area, following it while it runs;
+   * args `{id}`.
+   */
+  export const openRunLog = 'jupyter-dataops:open-run-log';
 }
 
 /**

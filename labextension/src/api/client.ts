@@ -3,6 +3,14 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import type {
   IDataOpsDatasetDetail,
+  IDataOpsJob,
+  IDataOpsJobList,
+  IDataOpsJobPatch,
+  IDataOpsNotebookParameters,
+  IDataOpsRun,
+  IDataOpsRunList,
+  IDataOpsRunQuery,
+  IDataOpsRunRequest,
   IDataOpsDatasetList,
   IDataOpsDatasetQuery,
   IDataOpsErrorBody,
@@ -63,11 +71,7 @@ export class DataOpsClient {
   validateWorkspaceConfig(
     body: IDataOpsValidateRequest
   ): Promise<IDataOpsValidateResponse> {
-    return this._request<IDataOpsValidateResponse>('workspace/validate', {
-      method: 'POST',
-      body: JSON.stringify(body),
-      headers: { 'Content-Type': 'application/json' }
-    });
+    return this._post<IDataOpsValidateResponse>('workspace/validate', body);
   }
 
   /**
@@ -105,45 +109,177 @@ export class DataOpsClient {
   }
 
   /**
+   * `GET runs`: the current user's runs (admins: all), newest first.
+   */
+  listRuns(query: IDataOpsRunQuery = {}): Promise<IDataOpsRunList> {
+    return this._request<IDataOpsRunList>('runs', {}, query);
+  }
+
+  /**
+   * `GET runs/{run_id}`: a run's state, progress, error and outputs.
+   */
+  getRun(id: string): Promise<IDataOpsRun> {
+    return this._request<IDataOpsRun>(`runs/${encodeURIComponent(id)}`);
+  }
+
+  /**
+   * `POST runs`: submit a run of a job definition or of a notebook. A bad
+   * parameter is a 400 whose message names it.
+   */
+  submitRun(body: IDataOpsRunRequest): Promise<IDataOpsRun> {
+    return this._post<IDataOpsRun>('runs', body);
+  }
+
+  /**
+   * `POST runs/{run_id}/cancel`: cancel a queued or running run.
+   */
+  cancelRun(id: string): Promise<IDataOpsRun> {
+    return this._post<IDataOpsRun>(`runs/${encodeURIComponent(id)}/cancel`);
+  }
+
+  /**
+   * `POST runs/{run_id}/rerun`: run again with the same parameters.
+   */
+  rerunRun(id: string): Promise<IDataOpsRun> {
+    return this._post<IDataOpsRun>(`runs/${encodeURIComponent(id)}/rerun`);
+  }
+
+  /**
+   * `GET runs/{run_id}/outputs/{name}`: an output of a run as text (the
+   * notebooks are JSON, the log plain text).
+   */
+  getRunOutput(
+    id: string,
+    name: 'notebook' | 'input' | 'log' | 'html'
+  ): Promise<string> {
+    return this._request<string>(
+      `runs/${encodeURIComponent(id)}/outputs/${name}`,
+      {},
+      {},
+      'text'
+    );
+  }
+
+  /**
+   * `GET runs/{run_id}/log`: follow a run's log (server-sent events). Calls
+   * `onLine` for each line until the run ends; resolves with its final
+   * status, or `null` when `signal` aborted the stream.
+   */
+  async followRunLog(
+    id: string,
+    onLine: (line: string) => void,
+    signal?: AbortSignal
+  ): Promise<string | null> {
+    const response = await this._fetch(`runs/${encodeURIComponent(id)}/log`, {
+      signal
+    });
+    if (!response.ok) {
+      throw Private.toError(response, Private.parse(await response.text()));
+    }
+    const body = response.body;
+    if (!body) {
+      // No streaming in this browser: the whole answer at once.
+      return Private.readEvents(await response.text(), onLine).end;
+    }
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = '';
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) {
+          return Private.readEvents(buffer + '\n\n', onLine).end;
+        }
+        buffer += decoder.decode(value, { stream: true });
+        const read = Private.readEvents(buffer, onLine);
+        buffer = read.rest;
+        if (read.end !== null) {
+          return read.end;
+        }
+      }
+    } catch (error) {
+      if (signal?.aborted) {
+        return null;
+      }
+      throw error;
+    } finally {
+      reader.releaseLock();
+    }
+  }
+
+  /**
+   * `GET notebooks/parameters`: the parameters a notebook declares in its
+   * `parameters` cell, with type, default and help.
+   */
+  getNotebookParameters(path: string): Promise<IDataOpsNotebookParameters> {
+    return this._request<IDataOpsNotebookParameters>(
+      'notebooks/parameters',
+      {},
+      { path }
+    );
+  }
+
+  /**
+   * `GET jobs`: the current user's job definitions (admins: all).
+   */
+  listJobs(): Promise<IDataOpsJobList> {
+    return this._request<IDataOpsJobList>('jobs');
+  }
+
+  /**
+   * `PATCH jobs/{ref}`: change a job definition (e.g. `{paused: true}`).
+   */
+  updateJob(ref: string, patch: IDataOpsJobPatch): Promise<IDataOpsJob> {
+    return this._request<IDataOpsJob>(`jobs/${encodeURIComponent(ref)}`, {
+      method: 'PATCH',
+      body: JSON.stringify(patch),
+      headers: { 'Content-Type': 'application/json' }
+    });
+  }
+
+  /**
    * `GET openapi.json`: the OpenAPI document of this API.
    */
   getOpenAPIDocument(): Promise<Record<string, unknown>> {
     return this._request<Record<string, unknown>>('openapi.json');
   }
 
-  private async _request<T>(
+  private _post<T>(endpoint: string, body?: unknown): Promise<T> {
+    return this._request<T>(endpoint, {
+      method: 'POST',
+      body: body === undefined ? undefined : JSON.stringify(body),
+      headers: { 'Content-Type': 'application/json' }
+    });
+  }
+
+  private async _fetch(
     endpoint: string,
     init: RequestInit = {},
     query: Private.Query = {}
-  ): Promise<T> {
+  ): Promise<Response> {
     // The query is added after the join, which would normalize it as a path.
     const url =
       URLExt.join(this.serverSettings.baseUrl, API_BASE_PATH, endpoint) +
       Private.queryString(query);
-    let response: Response;
     try {
-      response = await ServerConnection.makeRequest(
-        url,
-        init,
-        this.serverSettings
-      );
+      return await ServerConnection.makeRequest(url, init, this.serverSettings);
     } catch (error) {
       throw new ServerConnection.NetworkError(error as TypeError);
     }
+  }
 
+  private async _request<T>(
+    endpoint: string,
+    init: RequestInit = {},
+    query: Private.Query = {},
+    as: 'json' | 'text' = 'json'
+  ): Promise<T> {
+    const response = await this._fetch(endpoint, init, query);
     const text = await response.text();
-    let data: unknown = null;
-    if (text.length > 0) {
-      try {
-        data = JSON.parse(text);
-      } catch {
-        data = text;
-      }
-    }
     if (!response.ok) {
-      throw Private.toError(response, data);
+      throw Private.toError(response, Private.parse(text));
     }
-    return data as T;
+    return (as === 'text' ? text : Private.parse(text)) as T;
   }
 }
 
@@ -157,6 +293,51 @@ export namespace DataOpsClient {
 }
 
 namespace Private {
+  /**
+   * A JSON answer decoded; text that is not JSON as is; nothing as `null`.
+   */
+  export function parse(text: string): unknown {
+    if (text.length === 0) {
+      return null;
+    }
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  }
+
+  /**
+   * Read the complete server-sent events in `text`: each `data:` line of a
+   * message goes to `onLine`; an `end` event gives the run's final status.
+   * `rest` is the incomplete tail to keep for the next chunk.
+   */
+  export function readEvents(
+    text: string,
+    onLine: (line: string) => void
+  ): { rest: string; end: string | null } {
+    const messages = text.split(/\r?\n\r?\n/);
+    const rest = messages.pop() ?? '';
+    for (const message of messages) {
+      let event = 'message';
+      const data: string[] = [];
+      for (const line of message.split(/\r?\n/)) {
+        if (line.startsWith('event:')) {
+          event = line.slice(6).trim();
+        } else if (line.startsWith('data:')) {
+          data.push(line.slice(line.startsWith('data: ') ? 6 : 5));
+        }
+      }
+      if (event === 'end') {
+        return { rest: '', end: data.join('\n') };
+      }
+      if (data.length > 0) {
+        onLine(data.join('\n'));
+      }
+    }
+    return { rest, end: null };
+  }
+
   /**
    * `?a=1&b=2` for the defined, non-empty values of a query, or `''`.
    */

@@ -8,6 +8,7 @@ import {
   IDataOpsDatasetDetail,
   IDataOpsPreview
 } from '../tokens';
+import { utc } from '../utils';
 import { AccessBadge } from './AccessBadge';
 
 export interface IDatasetPanelProps {
@@ -136,13 +137,13 @@ function Facts(props: {
                 : trans._n('%1 row', '%1 rows', latest.row_count)}
               {' · '}
               <time
-                dateTime={Private.utc(latest.observed_at)}
-                title={Time.format(Private.utc(latest.observed_at))}
+                dateTime={utc(latest.observed_at)}
+                title={Time.format(utc(latest.observed_at))}
                 data-test="dataops-version-observed"
               >
                 {trans.__(
                   'observed %1',
-                  Time.formatHuman(Private.utc(latest.observed_at))
+                  Time.formatHuman(utc(latest.observed_at))
                 )}
               </time>
             </span>
@@ -446,13 +447,4 @@ function Cell(props: { value: unknown }): JSX.Element {
     return <span className="jp-DataOps-muted">null</span>;
   }
   return <>{typeof value === 'object' ? JSON.stringify(value) : String(value)}</>;
-}
-
-namespace Private {
-  /**
-   * The server's timestamps are UTC, with or without an offset.
-   */
-  export function utc(timestamp: string): string {
-    return /(Z|[+-]\d\d:?\d\d)$/.test(timestamp) ? timestamp : `${timestamp}Z`;
-  }
 }
