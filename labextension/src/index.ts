@@ -16,6 +16,8 @@ import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
 import { DataOpsClient } from './api/client';
 import { dataopsIcon } from './icons';
+import { addJobCommands, jobsPanelActions } from './jobCommands';
+import { JobsModel } from './jobs';
 import { CatalogModel, DatasetModel, pullCode, StatusModel } from './model';
 import {
   CommandIDs,
@@ -147,7 +149,7 @@ const catalogPlugin: JupyterFrontEndPlugin<IDataOpsCatalogModel> = {
 const sidebarPlugin: JupyterFrontEndPlugin<IDataOpsStatusModel> = {
   id: SIDEBAR_PLUGIN_ID,
   description:
-    'The DataOps sidebar: current user and groups, metadata store and workspace policy status.',
+    'The DataOps sidebar: status (user, store, workspace policy), catalog and jobs, with the "Run as Job" command.',
   autoStart: true,
   provides: IDataOpsStatusModel,
   requires: [IDataOpsCatalogModel],
@@ -165,6 +167,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<IDataOpsStatusModel> = {
       serverSettings: app.serviceManager.serverSettings
     });
     const model = new StatusModel({ client });
+    const jobs = new JobsModel({ client });
 
     const sidebar = new DataOpsSidebar({
       model,
@@ -176,10 +179,23 @@ const sidebarPlugin: JupyterFrontEndPlugin<IDataOpsStatusModel> = {
           .catch(reason => {
             console.error(`Failed to open the dataset ${name}.`, reason);
           });
-      }
+      },
+      jobs: { model: jobs, ...jobsPanelActions(app, trans) }
     });
     app.shell.add(sidebar, 'left', { rank: 1000 });
     restorer?.add(sidebar, sidebar.id);
+
+    addJobCommands({
+      app,
+      client,
+      model: jobs,
+      trans,
+      palette,
+      showJobs: () => {
+        sidebar.tab = 'jobs';
+        app.shell.activateById(sidebar.id);
+      }
+    });
 
     app.commands.addCommand(CommandIDs.refreshStatus, {
       label: trans.__('Refresh DataOps Status'),

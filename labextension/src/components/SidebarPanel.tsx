@@ -4,12 +4,13 @@ import * as React from 'react';
 
 import { IDataOpsCatalogModel, IDataOpsStatusModel } from '../tokens';
 import { CatalogPanel } from './CatalogPanel';
+import { IJobsPanelProps, JobsPanel } from './JobsPanel';
 import { StatusPanel } from './StatusPanel';
 
 /**
  * The tabs of the DataOps sidebar.
  */
-export type SidebarTab = 'status' | 'catalog';
+export type SidebarTab = 'status' | 'catalog' | 'jobs';
 
 export interface ISidebarPanelProps {
   tab: SidebarTab;
@@ -17,31 +18,40 @@ export interface ISidebarPanelProps {
   status: IDataOpsStatusModel;
   catalog: IDataOpsCatalogModel;
   onOpenDataset: (name: string) => void;
+  jobs: Omit<IJobsPanelProps, 'trans'>;
   trans: TranslationBundle;
 }
 
 /**
  * The DataOps sidebar: a header with a refresh button for the visible tab,
- * then the tabs "Status | Catalog".
+ * then the tabs "Status | Catalog | Jobs".
  */
 export function SidebarPanel(props: ISidebarPanelProps): JSX.Element {
-  const { tab, onTabChange, status, catalog, onOpenDataset, trans } = props;
+  const { tab, onTabChange, status, catalog, onOpenDataset, jobs, trans } =
+    props;
   const tabs: [SidebarTab, string][] = [
     ['status', trans.__('Status')],
-    ['catalog', trans.__('Catalog')]
+    ['catalog', trans.__('Catalog')],
+    ['jobs', trans.__('Jobs')]
   ];
-  const refresh =
-    tab === 'status'
-      ? {
-          label: trans.__('Refresh DataOps status'),
-          loading: status.loading,
-          run: () => status.refresh()
-        }
-      : {
-          label: trans.__('Refresh the catalog'),
-          loading: catalog.loading,
-          run: () => catalog.refresh()
-        };
+  const refreshers = {
+    status: {
+      label: trans.__('Refresh DataOps status'),
+      loading: status.loading,
+      run: () => status.refresh()
+    },
+    catalog: {
+      label: trans.__('Refresh the catalog'),
+      loading: catalog.loading,
+      run: () => catalog.refresh()
+    },
+    jobs: {
+      label: trans.__('Refresh the runs and jobs'),
+      loading: jobs.model.loading,
+      run: () => jobs.model.refresh()
+    }
+  };
+  const refresh = refreshers[tab];
 
   const onKeyDown = (event: React.KeyboardEvent) => {
     // Arrow keys move between tabs, as in any ARIA tab list.
@@ -108,11 +118,11 @@ export function SidebarPanel(props: ISidebarPanelProps): JSX.Element {
         id={Private.panelId(tab)}
         aria-labelledby={Private.tabId(tab)}
       >
-        {tab === 'status' ? (
-          <StatusPanel model={status} trans={trans} />
-        ) : (
+        {tab === 'status' && <StatusPanel model={status} trans={trans} />}
+        {tab === 'catalog' && (
           <CatalogPanel model={catalog} onOpen={onOpenDataset} trans={trans} />
         )}
+        {tab === 'jobs' && <JobsPanel {...jobs} trans={trans} />}
       </div>
     </div>
   );

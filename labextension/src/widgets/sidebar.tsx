@@ -3,6 +3,7 @@ import { ReactWidget } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
+import { IJobsPanelProps } from '../components/JobsPanel';
 import { SidebarPanel, SidebarTab } from '../components/SidebarPanel';
 import { dataopsIcon } from '../icons';
 import { IDataOpsCatalogModel, IDataOpsStatusModel } from '../tokens';
@@ -14,8 +15,8 @@ export const SIDEBAR_ID = 'jupyter-dataops-sidebar';
 
 /**
  * The DataOps sidebar: a Lumino shell around the React panel with the tabs
- * "Status" and "Catalog". The status polls only while its tab is visible;
- * the catalog is fetched when its tab is first shown.
+ * "Status", "Catalog" and "Jobs". The status and the runs poll only while
+ * their tab is visible; the catalog is fetched when its tab is first shown.
  */
 export class DataOpsSidebar extends ReactWidget {
   constructor(options: DataOpsSidebar.IOptions) {
@@ -23,6 +24,7 @@ export class DataOpsSidebar extends ReactWidget {
     this._status = options.model;
     this._catalog = options.catalog;
     this._openDataset = options.openDataset;
+    this._jobs = options.jobs;
     this._trans = options.trans;
     this.id = SIDEBAR_ID;
     this.addClass('jp-DataOps-sidebar');
@@ -31,6 +33,7 @@ export class DataOpsSidebar extends ReactWidget {
     // Widget.dispose() clears these connections.
     this._status.changed.connect(this._onModelChanged, this);
     this._catalog.changed.connect(this._onModelChanged, this);
+    this._jobs.model.changed.connect(this._onModelChanged, this);
   }
 
   /**
@@ -57,6 +60,7 @@ export class DataOpsSidebar extends ReactWidget {
   protected onAfterHide(msg: Message): void {
     super.onAfterHide(msg);
     this._status.stopPolling();
+    this._jobs.model.stopPolling();
   }
 
   render(): JSX.Element {
@@ -69,6 +73,7 @@ export class DataOpsSidebar extends ReactWidget {
         status={this._status}
         catalog={this._catalog}
         onOpenDataset={this._openDataset}
+        jobs={this._jobs}
         trans={this._trans}
       />
     );
@@ -82,9 +87,18 @@ export class DataOpsSidebar extends ReactWidget {
       this._status.startPolling();
     } else {
       this._status.stopPolling();
-      if (this._catalog.datasets === null && !this._catalog.loading) {
-        void this._catalog.refresh();
-      }
+    }
+    if (this._tab === 'jobs') {
+      this._jobs.model.startPolling();
+    } else {
+      this._jobs.model.stopPolling();
+    }
+    if (
+      this._tab === 'catalog' &&
+      this._catalog.datasets === null &&
+      !this._catalog.loading
+    ) {
+      void this._catalog.refresh();
     }
   }
 
@@ -95,6 +109,7 @@ export class DataOpsSidebar extends ReactWidget {
   private _status: IDataOpsStatusModel;
   private _catalog: IDataOpsCatalogModel;
   private _openDataset: (name: string) => void;
+  private _jobs: Omit<IJobsPanelProps, 'trans'>;
   private _trans: TranslationBundle;
   private _tab: SidebarTab = 'status';
 }
@@ -115,6 +130,11 @@ export namespace DataOpsSidebar {
      * Open a dataset in the main area.
      */
     openDataset: (name: string) => void;
+
+    /**
+     * The jobs model and the actions of the Jobs tab.
+     */
+    jobs: Omit<IJobsPanelProps, 'trans'>;
 
     trans: TranslationBundle;
   }

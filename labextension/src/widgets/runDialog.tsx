@@ -1,0 +1,335 @@
+import { Dialog } from '@jupyterlab/apputils';
+import { TranslationBundle } from '@jupyterlab/translation';
+import { ReactWidget } from '@jupyterlab/ui-components';
+import * as React from 'react';
+
+import { DataOpsClient, DataOpsRequestError } from '../api/client';
+import { IDataOpsParameter, IDataOpsRun } from '../tokens';
+import { errorMessage } from '../utils';
+
+/**
+ * The form of the "Run as Job" dialog: the notebook's parameters, inferred by
+ * the server, as editable fields. It submits the run itself, so that a 400
+ * (a bad value) is shown next to the fields with the user's edits kept.
+ */
+export class RunForm extends ReactWidget {
+  constructor(options: RunForm.IOptions) {
+    super();
+    this._client = options.client;
+    this._trans = options.trans;
+    this.path = options.path;
+    this.addClass('jp-DataOps-runForm');
+    void this._load();
+  }
+
+  /**
+   * The notebook to run, relative to the workspace root.
+   */
+  readonly path: string;
+
+  /**
+   * The run created, once submitted.
+   */
+  get run(): IDataOpsRun | null {
+    return this._run;
+  }
+
+  get submitting(): boolean {
+    return this._submitting;
+  }
+
+  getValue(): IDataOpsRun | null {
+    return this._run;
+  }
+
+  /**
+   * Submit the run; true when it was created. A failure is shown in the form.
+   */
+  async submit(): Promise<boolean> {
+    if (this._submitting) {
+      return false;
+    }
+    this._submitting = true;
+    this._error = null;
+    this.update();
+    try {
+      this._run = await this._client.submitRun({
+        notebook_path: this.path,
+        parameters: this._parameters(),
+        job: null,
+        idempotency_key: null,
+        kernel_name: null,
+        output_formats: null,
+        timeout_s: null
+      });
+      return true;
+    } catch (reason) {
+      const details =
+        reason instanceof DataOpsRequestError &&
+        reason.details &&
+        typeof reason.details === 'object'
+          ? (reason.details as Record<string, unknown>)
+          : {};
+      this._error = {
+        message: errorMessage(reason),
+        parameter:
+          typeof details['parameter'] === 'string' ? details['parameter'] : null
+      };
+      return false;
+    } finally {
+      this._submitting = false;
+      this.update();
+    }
+  }
+
+  render(): JSX.Element {
+    const trans = this._trans;
+    const params = this._declared;
+    const error = this._error;
+    return (
+      <form
+        className="jp-DataOps-runForm-body"
+        data-test="dataops-run-form"
+        aria-busy={this._submitting || params === null}
+        onSubmit={event => event.preventDefault()}
+      >
+        <p className="jp-DataOps-runForm-path">
+          <code data-test="dataops-run-form-path">{this.path}</code>
+        </p>
+        {error !== null && (
+          <div
+            className="jp-DataOps-error"
+            role="alert"
+            data-test="dataops-run-form-error"
+            data-parameter={error.parameter ?? ''}
+          >
+            {error.message}
+          </div>
+        )}
+        {params === null && this._loadError === null && (
+          <p className="jp-DataOps-loading">{trans.__('Reading parameters…')}</p>
+        )}
+        {this._loadError !== null && (
+          <div className="jp-DataOps-warning" data-test="dataops-run-form-load-error">
+            {trans.__('The parameters could not be read: %1', this._loadError)}
+          </div>
+        )}
+        {params !== null && params.length === 0 && (
+          <p className="jp-DataOps-muted" data-test="dataops-run-form-none">
+            {trans.__(
+              'This notebook has no cell tagged "parameters"; it runs as it is.'
+            )}
+          </p>
+        )}
+        {params !== null && params.length > 0 && (
+          <table className="jp-DataOps-runForm-params">
+            <tbody>
+              {params.map(param => (
+                <ParameterRow
+                  key={param.name}
+                  param={param}
+                  value={this._values[param.name] ?? ''}
+                  invalid={error?.parameter === param.name}
+                  onChange={value => {
+                    this._values[param.name] = value;
+                    this.update();
+                  }}
+                  trans={trans}
+                />
+              ))}
+            </tbody>
+          </table>
+        )}
+      </form>
+    );
+  }
+
+  private async _load(): Promise<void> {
+    try {
+      const answer = await this._client.getNotebookParameters(this.path);
+      this._declared = answer.parameters;
+      for (const param of answer.parameters) {
+        this._initial[param.name] = Private.toText(param);
+        this._values[param.name] = this._initial[param.name];
+      }
+    } catch (reason) {
+      this._loadError = errorMessage(reason);
+    }
+    this.update();
+  }
+
+  /**
+   * The values the user changed, typed as declared. A value that does not
+   * parse goes as text, so the server's 400 names the parameter.
+   */
+  private _parameters(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const param of this._declared ?? []) {
+      const text = this._values[param.name] ?? '';
+      if (text !== this._initial[param.name]) {
+        out[param.name] = Private.fromText(param.type, text);
+      }
+    }
+    return out;
+  }
+
+  private _client: DataOpsClient;
+  private _trans: TranslationBundle;
+  private _declared: IDataOpsParameter[] | null = null;
+  private _initial: Record<string, string> = {};
+  private _values: Record<string, string> = {};
+  private _loadError: string | null = null;
+  private _error: { message: string; parameter: string | null } | null = null;
+  private _submitting = false;
+  private _run: IDataOpsRun | null = null;
+}
+
+export namespace RunForm {
+  export interface IOptions {
+    client: DataOpsClient;
+    path: string;
+    trans: TranslationBundle;
+  }
+}
+
+function ParameterRow(props: {
+  param: IDataOpsParameter;
+  value: string;
+  invalid: boolean;
+  onChange: (value: string) => void;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { param, value, invalid, onChange, trans } = props;
+  const id = `jp-DataOps-param-${param.name}`;
+  // Not `jp-mod-error`: the dialog would disable its buttons.
+  const className = `jp-mod-styled jp-DataOps-runForm-input${invalid ? ' jp-DataOps-invalid' : ''}`;
+  return (
+    <tr data-test="dataops-param" data-name={param.name} data-type={param.type}>
+      <th scope="row">
+        <label htmlFor={id}>
+          <code>{param.name}</code>
+        </label>
+        <span className="jp-DataOps-chip jp-DataOps-runForm-type">
+          {param.type}
+        </span>
+      </th>
+      <td>
+        {param.type === 'bool' ? (
+          <select
+            id={id}
+            className={className}
+            value={value}
+            aria-invalid={invalid}
+            data-test="dataops-param-input"
+            onChange={event => onChange(event.target.value)}
+          >
+            <option value="True">True</option>
+            <option value="False">False</option>
+          </select>
+        ) : (
+          <input
+            id={id}
+            className={className}
+            type="text"
+            value={value}
+            spellCheck={false}
+            aria-invalid={invalid}
+            placeholder={
+              param.default === null ? trans.__('default (an expression)') : ''
+            }
+            data-test="dataops-param-input"
+            onChange={event => onChange(event.target.value)}
+          />
+        )}
+        {param.help && (
+          <div className="jp-DataOps-muted jp-DataOps-runForm-help">
+            {param.help}
+          </div>
+        )}
+      </td>
+    </tr>
+  );
+}
+
+/**
+ * The "Run as Job" dialog: "Run" submits the form and closes the dialog only
+ * when the run was created.
+ */
+export class RunNotebookDialog extends Dialog<IDataOpsRun | null> {
+  constructor(form: RunForm, trans: TranslationBundle) {
+    const buttons = [
+      Dialog.cancelButton({ label: trans.__('Cancel') }),
+      Dialog.okButton({ label: trans.__('Run') })
+    ];
+    super({
+      title: trans.__('Run as Job'),
+      body: form,
+      buttons,
+      defaultButton: 1,
+      focusNodeSelector: 'input, select'
+    });
+    this._form = form;
+    this._runButtons = buttons;
+    this.addClass('jp-DataOps-runDialog');
+  }
+
+  resolve(index?: number): void {
+    const button = this._runButtons[index ?? 1];
+    if (!button?.accept || this._form.run !== null) {
+      super.resolve(index);
+      return;
+    }
+    if (this._form.submitting) {
+      return;
+    }
+    void this._form.submit().then(created => {
+      if (created && !this.isDisposed) {
+        super.resolve(index);
+      }
+    });
+  }
+
+  private _form: RunForm;
+  private _runButtons: Dialog.IButton[];
+}
+
+namespace Private {
+  /**
+   * The text a field starts with: the default as the user would type it.
+   */
+  export function toText(param: IDataOpsParameter): string {
+    const value = param.default;
+    if (param.type === 'bool') {
+      return value === false ? 'False' : 'True';
+    }
+    if (value === null || value === undefined) {
+      return '';
+    }
+    if (typeof value === 'string' && param.type !== 'any') {
+      return value;
+    }
+    return JSON.stringify(value);
+  }
+
+  export function fromText(type: string, text: string): unknown {
+    const trimmed = text.trim();
+    switch (type) {
+      case 'str':
+        return text;
+      case 'bool':
+        return trimmed === 'True';
+      case 'int':
+        return /^[+-]?\d+$/.test(trimmed) ? parseInt(trimmed, 10) : text;
+      case 'float': {
+        const number = Number(trimmed);
+        return trimmed !== '' && Number.isFinite(number) ? number : text;
+      }
+      default:
+        try {
+          return JSON.parse(trimmed);
+        } catch {
+          return text;
+        }
+    }
+  }
+}
