@@ -6,6 +6,8 @@ groupby, a print) -- and measures, for each notebook and each contender:
 
   dataops    a real Jupyter server with jupyter_dataops (local executor, warm runners),
              driven through ``POST/GET /dataops/api/v1/runs``;
+  preload    the same server with ``c.DataOps.kernel_preload = ["pandas"]`` (opt-in: the fork
+             server imports pandas once for all kernels); not part of the targets;
   cli        the ``papermill`` CLI, one subprocess per job;
   api        ``papermill.execute_notebook`` in a loop, in this process;
   scheduler  jupyter-scheduler, installed into its own venv (``bench/.work/jsched-venv``,
@@ -28,7 +30,7 @@ How latency is taken:
 
 Usage::
 
-    python bench/jobs.py [--n 30] [--only dataops,cli,api,scheduler] [--notebooks trivial,pandas]
+    python bench/jobs.py [--n 30] [--only dataops,preload,cli,api,scheduler] [--notebooks trivial,pandas]
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ WORK = HERE / ".work" / "jobs"
 NB_DIR = WORK / "nb"
 JSCHED_VENV = HERE / ".work" / "jsched-venv"
 USER = "bench"
-CONTENDERS = ("dataops", "cli", "api", "scheduler")
+CONTENDERS = ("dataops", "preload", "cli", "api", "scheduler")
 KINDS = ("trivial", "pandas")
 TARGET_API = 3.0
 TARGET_CLI = 10.0
@@ -181,8 +183,10 @@ class DataOps:
     name = "dataops"
     TERMINAL = ("succeeded", "failed", "cancelled", "timed_out")
 
+    extra_args: tuple[str, ...] = ()
+
     def __init__(self, warmup_s: float) -> None:
-        self.root = WORK / "dataops-root"
+        self.root = WORK / f"{self.name}-root"
         shutil.rmtree(self.root, ignore_errors=True)  # a fresh store every run
         (self.root / "nb").mkdir(parents=True)
         for p in NB_DIR.glob("*.ipynb"):
@@ -200,9 +204,9 @@ class DataOps:
             f"--ServerApp.root_dir={self.root}", f"--port={port}", "--ip=127.0.0.1",
             f"--IdentityProvider.token={self.token}", "--no-browser", "--allow-root",
             "--ServerApp.jpserver_extensions={'jupyter_dataops': True}",
-            f"--DataOps.local_user={USER}",
+            f"--DataOps.local_user={USER}", *self.extra_args,
         ]  # fmt: skip
-        self.log = WORK / "dataops-server.log"
+        self.log = WORK / f"{self.name}-server.log"
         with open(self.log, "wb") as log:
             self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
                 cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.root
@@ -268,6 +272,13 @@ class DataOps:
 
 
 # (4) jupyter-scheduler --------------------------------------------------------------------------
+class DataOpsPreload(DataOps):
+    """The same server with ``c.DataOps.kernel_preload = ["pandas"]`` (opt-in)."""
+
+    name = "preload"
+    extra_args = ("--DataOps.kernel_preload=pandas",)
+
+
 def ensure_jsched_venv() -> Path:
     py = JSCHED_VENV / "bin" / "python"
     ok = py.exists() and subprocess.run(
@@ -569,10 +580,12 @@ def main() -> int:
     t_all = time.monotonic()
     for name in only:  # one contender at a time: nothing else competes for the 2 cores
         t = time.monotonic()
-        server: DataOps | Scheduler | None = None
+        server: DataOps | Scheduler | None = None  # DataOpsPreload is a DataOps
         try:
             if name == "dataops":
                 server = DataOps(a.warmup)
+            elif name == "preload":
+                server = DataOpsPreload(a.warmup)
             elif name == "scheduler":
                 server = Scheduler(a.warmup)
                 print(f"  jupyter-scheduler {server.version}", flush=True)
