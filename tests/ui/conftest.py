@@ -248,6 +248,21 @@ class LabServer:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read().decode())
 
+    def send_json(self, method: str, path: str, body: Any, timeout: float = 30.0) -> Any:
+        """POST/PATCH/PUT a JSON body to a server path, authenticated with the token."""
+        req = urllib.request.Request(
+            f"{self.base_url}/{path.lstrip('/')}",
+            data=json.dumps(body).encode(),
+            method=method,
+            headers={
+                "Authorization": f"token {self.token}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read().decode())
+
     def status(self) -> dict[str, Any]:
         return self.get_json("dataops/api/v1/status")
 

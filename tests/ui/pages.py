@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 SIDEBAR_ID = "jupyter-dataops-sidebar"
 COUNT_KINDS = ("datasets", "jobs", "runs", "dashboards")
+RUN_AS_JOB_BUTTON = '[data-jp-item-name="dataops-run-as-job"]'
 
 
 def _test_id(name: str) -> str:
@@ -133,6 +135,37 @@ class LabPage:
         self.dataset_item(name).click()
         return DatasetPage(self.page, name, self.timeout_ms).wait_until_loaded()
 
+    # -- notebooks and jobs -----------------------------------------------------------------
+    def open_notebook(self, path: str) -> Locator:
+        """Load /lab/tree/<path> and return the notebook's panel once its toolbar is there."""
+        self.page.goto(
+            f"{self.base_url}/lab/tree/{path}?token={self.token}", wait_until="domcontentloaded"
+        )
+        panel = self.page.locator(".jp-NotebookPanel").filter(has=self.page.locator(".jp-Notebook"))
+        panel.locator(RUN_AS_JOB_BUTTON).wait_for(state="visible", timeout=self.timeout_ms)
+        return panel
+
+    def run_as_job(self, panel: Locator) -> RunDialog:
+        """Click "Run as Job" in a notebook's toolbar and wait for the parameters."""
+        panel.locator(RUN_AS_JOB_BUTTON).click()
+        return RunDialog(self.page, self.timeout_ms).wait_until_loaded()
+
+    def run_from_file_browser(self, name: str) -> RunDialog:
+        """Right-click a notebook in the file browser and choose "Run as Job"."""
+        item = self.page.locator(".jp-DirListing-item").filter(has_text=name)
+        try:
+            # A fresh lab shows the file browser once its layout is restored.
+            item.wait_for(state="visible", timeout=10_000)
+        except PlaywrightTimeoutError:
+            self.page.locator('li[data-id="filebrowser"]').click()
+            item.wait_for(state="visible", timeout=self.timeout_ms)
+        item.click(button="right")
+        self.page.locator('.lm-Menu-item[data-command="dataops:run-notebook"]').click()
+        return RunDialog(self.page, self.timeout_ms).wait_until_loaded()
+
+    def jobs(self) -> JobsTab:
+        return JobsTab(self).open()
+
     # -- artifacts --------------------------------------------------------------------------
     def screenshot(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -234,3 +267,91 @@ class DatasetPage:
         self.panel.locator(_test_id("dataops-copy-pull")).click()
         self.page.wait_for_function("() => window.__dataopsCopied !== null", timeout=5_000)
         return str(self.page.evaluate("() => window.__dataopsCopied"))
+
+
+class RunDialog:
+    """The "Run as Job" dialog: the notebook's parameters as fields."""
+
+    def __init__(self, page: Page, timeout_ms: float = 60_000) -> None:
+        self.page = page
+        self.timeout_ms = timeout_ms
+        self.dialog = page.locator(".jp-DataOps-runDialog")
+
+    def wait_until_loaded(self) -> RunDialog:
+        """Wait for the dialog and the parameters the server inferred (or their absence)."""
+        self.dialog.wait_for(state="visible", timeout=self.timeout_ms)
+        self.dialog.locator(
+            f"{_test_id('dataops-param')}, {_test_id('dataops-run-form-none')}, "
+            f"{_test_id('dataops-run-form-load-error')}"
+        ).first.wait_for(state="visible", timeout=self.timeout_ms)
+        return self
+
+    def parameters(self) -> dict[str, str]:
+        """{name: type} of the parameters shown."""
+        return {
+            row.get_attribute("data-name") or "": row.get_attribute("data-type") or ""
+            for row in self.dialog.locator(_test_id("dataops-param")).all()
+        }
+
+    def field(self, name: str) -> Locator:
+        return self.dialog.locator(
+            f'{_test_id("dataops-param")}[data-name="{name}"] {_test_id("dataops-param-input")}'
+        )
+
+    def fill(self, name: str, value: str) -> None:
+        self.field(name).fill(value)
+
+    @property
+    def error(self) -> Locator:
+        return self.dialog.locator(_test_id("dataops-run-form-error"))
+
+    def submit(self) -> None:
+        self.dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+
+    def wait_until_closed(self) -> None:
+        self.dialog.wait_for(state="detached", timeout=self.timeout_ms)
+
+
+class JobsTab:
+    """The Jobs tab of the DataOps sidebar."""
+
+    def __init__(self, lab: LabPage) -> None:
+        self.lab = lab
+        self.page = lab.page
+        self.timeout_ms = lab.timeout_ms
+
+    @property
+    def panel(self) -> Locator:
+        return self.lab.sidebar.locator(_test_id("dataops-jobs"))
+
+    def open(self) -> JobsTab:
+        if not self.lab.sidebar.is_visible():
+            self.lab.sidebar_tab.click()
+        self.lab.field("dataops-tab-jobs").click()
+        self.panel.wait_for(state="visible", timeout=self.timeout_ms)
+        return self
+
+    def runs(self, notebook: str | None = None) -> Locator:
+        runs = self.panel.locator(_test_id("dataops-run"))
+        if notebook is not None:
+            runs = runs.filter(
+                has=self.page.locator(_test_id("dataops-run-notebook"), has_text=notebook)
+            )
+        return runs
+
+    def wait_for_status(self, run: Locator, status: str, timeout_ms: float = 120_000) -> None:
+        """Wait until the run's badge shows a state (the tab polls the server)."""
+        expect(run.locator(_test_id("dataops-run-status"))).to_have_attribute(
+            "data-status", status, timeout=timeout_ms
+        )
+
+    def action(self, run: Locator, name: str) -> Locator:
+        return run.locator(_test_id(f"dataops-run-{name}"))
+
+    def open_log(self, run: Locator) -> Locator:
+        """Click "View log" and return the log view in the main area."""
+        run_id = run.get_attribute("data-id")
+        self.action(run, "log").click()
+        view = self.page.locator(f'{_test_id("dataops-run-log-view")}[data-id="{run_id}"]')
+        view.wait_for(state="visible", timeout=self.timeout_ms)
+        return view
