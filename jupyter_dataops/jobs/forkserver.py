@@ -114,6 +114,10 @@ def _kernel_child(connection_file: str, parent: int) -> None:
         numpy = sys.modules.get("numpy")
         if numpy is not None:  # forked children share the parent's generator state
             numpy.random.seed()
+        # What a kernel started by its kernelspec sees (a few notebooks read sys.argv).
+        import ipykernel_launcher
+
+        sys.argv = [ipykernel_launcher.__file__, "-f", connection_file]
         app = IPKernelApp.instance()
         app.initialize(
             [

@@ -27,14 +27,15 @@ def server(jobs):  # type: ignore[no-untyped-def]  # noqa: F811
 
 
 STATE = (
-    "import builtins, json, os, random\n"
+    "import builtins, json, os, random, sys\n"
     "seen = hasattr(builtins, '_dataops_marker')\n"
     "builtins._dataops_marker = 1\n"
     "runner = os.getppid()\n"
     "with open(f'/proc/{runner}/stat') as f:\n"
     "    grandparent = int(f.read().rsplit(')', 1)[1].split()[1])\n"
     "print('STATE', json.dumps({'seen': seen, 'pid': os.getpid(), 'runner': runner,\n"
-    "      'grandparent': grandparent, 'random': random.random(), 'x': x}))"
+    "      'grandparent': grandparent, 'random': random.random(), 'x': x,\n"
+    "      'argv': [os.path.basename(sys.argv[0]), sys.argv[1]]}))"
 )
 
 
@@ -75,6 +76,7 @@ async def test_each_run_gets_a_fresh_forked_kernel(server, api, jp_fetch, jp_roo
         assert code == 201, run
         states.append(await state_of(api, jp_fetch, run["id"]))
     assert [s["x"] for s in states] == [0, 1, 2]
+    assert all(s["argv"] == ["ipykernel_launcher.py", "-f"] for s in states)
     # Nothing a run did is seen by the next: a new kernel process each time ...
     assert not any(s["seen"] for s in states)
     assert len({s["pid"] for s in states}) == 3 and len({s["runner"] for s in states}) == 3
