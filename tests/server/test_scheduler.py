@@ -156,3 +156,63 @@ def test_scheduler_process_fires_executes_and_stops_on_sigterm(tmp_path: Path):
         )
     finally:
         p.close()
+
+
+@pytest.mark.postgres
+def test_two_scheduler_processes_on_one_postgres_fire_each_time_once(tmp_path: Path, pg_url):
+    """Two machines (two workspace roots, two processes) share one PostgreSQL store; both
+    tick every 0.2 s on the same clock, so both try every fire time."""
+    from jupyter_dataops.platform import Platform
+    from jupyter_dataops.settings import DataOps
+
+    roots = [tmp_path / "a", tmp_path / "b"]
+    for root in roots:
+        notebook(root / "nb" / "hello.ipynb", "name = 'world'", "print(f'hello {name}')")
+    p = Platform(DataOps(db_url=pg_url, local_user="ada"), roots[0])
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        job = p.jobs.create_job(
+            p.principal("ada"),
+            JobDefinitionRequest(
+                name="minutely", notebook_path="nb/hello.ipynb", schedule="* * * * *"
+            ),
+        )
+        for root in roots:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "jupyter_dataops.cli", "scheduler", f"--db-url={pg_url}",
+                 "--DataOps.local_user=ada", "--DataOps.warm_kernels=0", "--interval=0.2",
+                 "--clock-offset=120"],
+                cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            ))  # fmt: skip
+        deadline = time.monotonic() + 120
+        done = None
+        while time.monotonic() < deadline and all(x.poll() is None for x in procs):
+            with p.store.session() as s:
+                done = s.execute(
+                    sa.text("SELECT status, host FROM dops_runs WHERE job_id = :j AND "
+                            "status IN ('succeeded', 'failed')"), {"j": job.id},
+                ).first()  # fmt: skip
+            if done is not None:
+                break
+            time.sleep(0.3)
+        time.sleep(2)  # both keep ticking on that fire time (and maybe the next)
+        errs = []
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+            errs.append(proc.communicate(timeout=60)[1])
+        assert done is not None and done[0] == "succeeded", errs
+        assert [proc.returncode for proc in procs] == [0, 0], errs
+        assert all("DataOps scheduler: store" in e and "Traceback" not in e for e in errs), errs
+        with p.store.session() as s:
+            fires = s.execute(sa.text("SELECT fire_time, run_id FROM dops_schedule_fires")).all()
+            runs = s.execute(sa.text("SELECT id FROM dops_runs WHERE trigger = 'schedule'")).all()
+        times = [f[0] for f in fires]
+        assert len(times) == len(set(times)) >= 1  # each fire time once ...
+        assert sorted(r[0] for r in runs) == sorted(f[1] for f in fires)  # ... one run each
+        fired_lines = sum(e.count("job minutely fired for") for e in errs)
+        assert fired_lines == len(fires), errs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        p.close()
