@@ -30,7 +30,8 @@ How latency is taken:
 
 Usage::
 
-    python bench/jobs.py [--n 30] [--only dataops,preload,cli,api,scheduler] [--notebooks trivial,pandas]
+    python bench/jobs.py [--n 30] [--only dataops,preload,cli,api,scheduler]
+                         [--notebooks trivial,pandas]
 """
 
 from __future__ import annotations
@@ -549,6 +550,10 @@ def table(kind: str, n: int, results: dict[str, Result]) -> None:
         checks.append((f"jupyter-scheduler burst-{n} total / dataops burst-{n} total",
                        s.burst_total / d.burst_total, TARGET_SCHED))  # fmt: skip
     for label, ratio, target in checks:
+        if kind != "trivial" and "burst" not in label:
+            # The issue sets the single-run targets on the trivial notebook only.
+            print(f"  {label} = {ratio:.2f} (no target for this notebook)")
+            continue
         verdict = "PASS" if ratio >= target else "FAIL"
         print(f"  {label} = {ratio:.2f} (target >= {target:g}) {verdict}")
 
