@@ -522,24 +522,18 @@ class ScheduleApp(_Sub):
         return p.jobs.update_job(user, current.name, JobDefinitionPatch.model_validate(patch))
 
     def _list(self, p: Any, user: Any, jobs: list[Any]) -> None:
-        from .jobs.scheduler import next_fire_time
-
         rows = []
         for j in jobs:
-            nxt = None
-            if j.schedule and not j.paused:
-                nxt = next_fire_time(j.schedule, j.timezone)
             last = p.jobs.list_runs(user, j.name, None, 1)
             rows.append(
                 {
                     **j.model_dump(mode="json"),
-                    "next_fire": nxt.isoformat() if nxt else None,
                     "last_run": last[0].model_dump(mode="json") if last else None,
                 }
             )
         lines = [f"{'job':20} {'cron':16} {'time zone':16} {'next (UTC)':17} last run"]
         for r in rows:
-            when = "paused" if r["paused"] else (r["next_fire"] or "-")[:16].replace("T", " ")
+            when = "paused" if r["paused"] else (r["next_fire_at"] or "-")[:16].replace("T", " ")
             last = r["last_run"]
             lines.append(
                 f"{r['name']:20} {r['schedule'] or '-':16} {r['timezone']:16} {when:17} "

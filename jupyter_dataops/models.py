@@ -194,7 +194,8 @@ class AuditPage(_Model):
 
 # -- jobs -----------------------------------------------------------------------------------------
 
-RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out")
+RunState = Literal["queued", "running", "succeeded", "failed", "cancelled", "timed_out"]
+RUN_STATES: tuple[str, ...] = RunState.__args__  # type: ignore[attr-defined]
 
 
 class ParameterInfo(_Model):
@@ -341,6 +342,10 @@ class JobDefinitionInfo(_Model):
         description="Key of the X-DataOps-Signature HMAC-SHA256 on this job's webhooks "
         "(null without webhooks). Shown to the job's owner and admins only.",
     )
+    next_fire_at: datetime | None = Field(
+        default=None,
+        description="The schedule's next fire time (UTC); null without a schedule or paused.",
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -375,7 +380,7 @@ class RunInfo(_Model):
     id: str
     job_id: str | None
     job_name: str | None
-    status: str = Field(description=" | ".join(RUN_STATES))
+    status: RunState
     owner: str
     notebook_path: str
     notebook_hash: str

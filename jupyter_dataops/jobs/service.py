@@ -131,6 +131,10 @@ class JobService:
 
     def _definition_info(self, j: t.JobDefinition) -> JobDefinitionInfo:
         info = JobDefinitionInfo.model_validate(j, from_attributes=True)
+        if j.schedule and not j.paused:
+            from .scheduler import next_fire_time
+
+            info.next_fire_at = next_fire_time(j.schedule, j.timezone)
         if self.notifier is not None and info.notify is not None and info.notify.webhooks:
             info.webhook_secret = self.notifier.secret_for(j.id)
         return info

@@ -169,11 +169,13 @@ def test_a_scheduled_job_is_listed_paused_and_its_running_run_cancelled(
     schedule = job.locator('[data-test="dataops-job-schedule"]')
     expect(schedule).to_contain_text("0 6 * * 1-5")
     expect(schedule).to_contain_text("Europe/Paris")
+    expect(schedule.locator('[data-test="dataops-job-next"]')).to_contain_text("next ")
     job.locator('[data-test="dataops-job-pause"]').click()
     expect(job).to_have_attribute("data-paused", "true")
     expect(job.locator('[data-test="dataops-job-paused"]')).to_be_visible()
     assert lab_server.get_json(f"{api}/jobs/nightly")["paused"] is True
     expect(job.locator('[data-test="dataops-job-pause"]')).to_have_text("Resume")
+    expect(schedule.locator('[data-test="dataops-job-next"]')).to_have_count(0)  # paused
 
     run = jobs.panel.locator(f'[data-test="dataops-run"][data-id="{submitted["id"]}"]')
     expect(run.locator('[data-test="dataops-run-job"]')).to_have_text("nightly")

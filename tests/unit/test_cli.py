@@ -189,11 +189,11 @@ def test_schedule_a_notebook_from_the_terminal(tmp_path):
     # 06:00 in Paris is 05:00 UTC in winter (04:00 in summer), on a weekday.
     from datetime import datetime
 
-    nxt = datetime.fromisoformat(job["next_fire"])
+    nxt = datetime.fromisoformat(job["next_fire_at"])
     assert nxt.hour in (4, 5) and nxt.minute == 0 and nxt.weekday() < 5
     r = run("schedule", "nightly", "--pause", "--json", cwd=tmp_path)
     (job,) = json.loads(r.stdout)["jobs"]
-    assert job["paused"] is True and job["next_fire"] is None
+    assert job["paused"] is True and job["next_fire_at"] is None
     r = run("schedule", "nightly", "-p", "min_delay", "45", "--resume", "--json", cwd=tmp_path)
     (job,) = json.loads(r.stdout)["jobs"]
     assert job["paused"] is False and job["parameters"] == {"min_delay": 45}

@@ -548,6 +548,12 @@ export interface components {
             max_retries: number;
             /** Name */
             name: string;
+            /**
+             * Next Fire At
+             * @description The schedule's next fire time (UTC); null without a schedule or paused.
+             * @default null
+             */
+            next_fire_at: string | null;
             /** Notebook Path */
             notebook_path: string;
             notify: components["schemas"]["NotifySettings-Output"] | null;
@@ -996,9 +1002,9 @@ export interface components {
             started_at: string | null;
             /**
              * Status
-             * @description queued | running | succeeded | failed | cancelled | timed_out
+             * @enum {string}
              */
-            status: string;
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "timed_out";
             /** Timeout S */
             timeout_s: number | null;
             /** Trigger */

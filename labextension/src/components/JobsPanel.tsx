@@ -328,6 +328,15 @@ function JobItem(
           <>
             <code>{job.schedule}</code>
             <span className="jp-DataOps-muted">{job.timezone}</span>
+            {job.next_fire_at && (
+              <span
+                className="jp-DataOps-muted"
+                data-test="dataops-job-next"
+                title={new Date(utc(job.next_fire_at)).toLocaleString()}
+              >
+                {trans.__('next %1', Time.formatHuman(utc(job.next_fire_at)))}
+              </span>
+            )}
           </>
         ) : (
           <span className="jp-DataOps-muted">{trans.__('no schedule')}</span>
