@@ -37,18 +37,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -56,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from _server import free_port, http, start, stop, wait_ready
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work" / "jobs"
@@ -125,51 +122,6 @@ class Result:
 
 
 # http + servers ---------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def http(method: str, url: str, token: str, body: Any = None, timeout: float = 30) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Authorization", f"token {token}")
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            raw = r.read()
-    except urllib.error.HTTPError as e:
-        raise RuntimeError(f"{method} {url}: HTTP {e.code}: {e.read()[:500]!r}") from None
-    return json.loads(raw) if raw else None
-
-
-def wait_ready(url: str, token: str, proc: subprocess.Popen[bytes], log: Path,
-               timeout: float = 90) -> None:  # fmt: skip
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}; see {log}")
-        try:
-            http("GET", url + "api/status", token, timeout=2)
-            return
-        except (OSError, RuntimeError):
-            time.sleep(0.2)
-    raise RuntimeError(f"server did not start in time; see {log}")
-
-
-def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def parse_ts(v: str | None) -> float | None:
     if not v:
         return None
@@ -196,22 +148,10 @@ class DataOps:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}/"
         self.api = self.url + "dataops/api/v1/"
-        env = dict(os.environ)
-        env["JUPYTER_CONFIG_DIR"] = str(self.root / ".jupyter")
-        env["JUPYTER_RUNTIME_DIR"] = str(self.root / ".runtime")
-        env.pop("JUPYTERHUB_USER", None)
-        cmd = [
-            sys.executable, "-m", "jupyter_server",
-            f"--ServerApp.root_dir={self.root}", f"--port={port}", "--ip=127.0.0.1",
-            f"--IdentityProvider.token={self.token}", "--no-browser", "--allow-root",
-            "--ServerApp.jpserver_extensions={'jupyter_dataops': True}",
-            f"--DataOps.local_user={USER}", *self.extra_args,
-        ]  # fmt: skip
         self.log = WORK / f"{self.name}-server.log"
-        with open(self.log, "wb") as log:
-            self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.root
-            )
+        self.proc: subprocess.Popen[bytes] | None = start(
+            self.root, port, self.token, USER, self.log, *self.extra_args
+        )
         try:
             wait_ready(self.url, self.token, self.proc, self.log)
             time.sleep(warmup_s)  # let the warm pool fill

@@ -22,19 +22,17 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
+from _server import free_port, start, stop, wait_ready
 
 import jupyter_dataops as dops
 from jupyter_dataops.identity import TokenSigner, load_or_create_secret
@@ -100,45 +98,6 @@ def make_data(rows: int) -> Path:
     print(f"generated {path.name}: {rows:,} rows, {path.stat().st_size / 1e6:.0f} MB "
           f"in {time.perf_counter() - t0:.1f} s")  # fmt: skip
     return path
-
-
-# server -----------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(root: Path, port: int, token: str) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env["JUPYTER_CONFIG_DIR"] = str(root / ".jupyter")
-    env["JUPYTER_RUNTIME_DIR"] = str(root / ".runtime")
-    env.pop("JUPYTERHUB_USER", None)
-    cmd = [
-        sys.executable, "-m", "jupyter_server",
-        f"--ServerApp.root_dir={root}", f"--port={port}", "--ip=127.0.0.1",
-        f"--IdentityProvider.token={token}", "--no-browser", "--allow-root",
-        "--ServerApp.jpserver_extensions={'jupyter_dataops': True}",
-        f"--DataOps.local_user={USER}",
-    ]  # fmt: skip
-    with open(WORK / "server.log", "wb") as log:  # the child keeps its own descriptor
-        return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-
-
-def wait_ready(url: str, token: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}; see {WORK / 'server.log'}")
-        try:
-            req = urllib.request.Request(url + "api/status")
-            req.add_header("Authorization", f"token {token}")
-            with urllib.request.urlopen(req, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("server did not start in time")
 
 
 # the three contenders ---------------------------------------------------------------------------
@@ -232,24 +191,20 @@ def main() -> int:
     jp_token = os.urandom(16).hex()
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    proc = start_server(root, port, jp_token)
+    log = WORK / "server.log"
+    proc = start(root, port, jp_token, USER, log)
     labels = {
         "a": "dops.pull via server",
         "b": "duckdb -> arrow -> pandas",
         "c": "pandas.read_parquet + filter/mask",
     }
     try:
-        wait_ready(url, jp_token, proc)
+        wait_ready(url, jp_token, proc, log)
         dops.connect(url, dops_token)
         fns = {"a": pull_server, "b": direct_duckdb(parquet), "c": plain_pandas(parquet)}
         results = timed({k: f for k, f in fns.items() if args.only in (None, k)}, args.repeat)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         shutil.rmtree(root, ignore_errors=True)
 
     print(f"\n{args.rows:,}-row Parquet; columns {COLUMNS}; grant row filter category IN "
