@@ -176,10 +176,18 @@ PROGRESS_AFTER_S = 1.0
 
 
 def _progress(name: str, enabled: bool | None) -> Any:
-    if enabled is False:
+    # Off by default in headless job runs: nobody watches, and the bar's redraws would fill
+    # the run's log.
+    if enabled is False or (enabled is None and os.environ.get("DATAOPS_RUN_ID")):
         return None
+    import warnings
+
     try:
-        from tqdm.auto import tqdm
+        with warnings.catch_warnings():
+            # Without ipywidgets, tqdm.auto falls back to a text bar and warns; the text bar
+            # is fine.
+            warnings.simplefilter("ignore")
+            from tqdm.auto import tqdm
     except ImportError:
         return None
     # Shown only for pulls that take longer than a second.
@@ -253,6 +261,8 @@ def pull(
     your grants allow, with masked columns masked. ``where`` is a SQL condition on the
     dataset's columns (checked, never pasted into SQL). The dataset version you read is in
     ``df.attrs["dataops"]`` and in ``dops.lineage()``.
+    A progress bar shows for pulls that take more than a second (``progress=False`` hides it;
+    in headless job runs it is off unless ``progress=True``).
 
     Example::
 

@@ -61,6 +61,20 @@ async def test_kernel_client_gets_status(serving, api):
     assert result["version"] == expected["version"]
 
 
+async def test_progress_bar_in_a_kernel_without_ipywidgets_is_quiet(serving):
+    # tqdm.auto warns "IProgress not found" in a kernel without ipywidgets; a text bar is fine.
+    code = (
+        "import json, importlib.util\n"
+        "from jupyter_dataops import client\n"
+        "bar = client._progress('flights', None)\n"
+        "print('RESULT', json.dumps({'bar': bar is not None,\n"
+        "      'widgets': importlib.util.find_spec('ipywidgets') is not None}))\n"
+        "bar.close()"
+    )
+    result, text = await kernel_result(serving, code)
+    assert result["bar"] and "IProgress" not in text and "Warning" not in text, text
+
+
 async def test_kernel_errors_are_clear(serving):
     code = (
         "import jupyter_dataops as dops\n"

@@ -42,3 +42,19 @@ def test_unreachable_server_is_a_clear_error(monkeypatch):
     with pytest.raises(dops.DataOpsClientError, match="cannot reach") as e:
         c.status()
     assert e.value.code == "unreachable"
+
+
+def test_progress_bars_are_off_in_job_runs(monkeypatch):
+    from jupyter_dataops import client
+
+    monkeypatch.setenv("DATAOPS_RUN_ID", "0" * 32)  # a headless run: nobody watches the bar
+    assert client._progress("flights", None) is None
+    assert client._progress("flights", False) is None
+    monkeypatch.delenv("DATAOPS_RUN_ID")
+    bar = client._progress("flights", None)
+    assert bar is not None
+    bar.close()
+    monkeypatch.setenv("DATAOPS_RUN_ID", "0" * 32)
+    bar = client._progress("flights", True)  # asked for explicitly: shown all the same
+    assert bar is not None
+    bar.close()
