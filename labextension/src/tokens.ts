@@ -163,6 +163,18 @@ export type IDataOpsJobPatch = Partial<
 >;
 
 /**
+ * The body of `POST dataops/api/v1/jobs`: a new job definition. Only the
+ * name and the notebook are needed; the server defaults the rest.
+ */
+export type IDataOpsJobRequest = Partial<
+  paths['/jobs']['post']['requestBody']['content']['application/json']
+> &
+  Pick<
+    paths['/jobs']['post']['requestBody']['content']['application/json'],
+    'name' | 'notebook_path'
+  >;
+
+/**
  * The body of `GET dataops/api/v1/notebooks/parameters`.
  */
 export type IDataOpsNotebookParameters = Ok<'/notebooks/parameters', 'get'>;

@@ -6,6 +6,7 @@ import type {
   IDataOpsJob,
   IDataOpsJobList,
   IDataOpsJobPatch,
+  IDataOpsJobRequest,
   IDataOpsNotebookParameters,
   IDataOpsRun,
   IDataOpsRunList,
@@ -224,6 +225,23 @@ export class DataOpsClient {
    */
   listJobs(): Promise<IDataOpsJobList> {
     return this._request<IDataOpsJobList>('jobs');
+  }
+
+  /**
+   * `POST jobs`: create a job definition. A bad cron, time zone or parameter
+   * is a 400, a name in use a 409.
+   */
+  createJob(body: IDataOpsJobRequest): Promise<IDataOpsJob> {
+    return this._post<IDataOpsJob>('jobs', body);
+  }
+
+  /**
+   * `DELETE jobs/{ref}`: delete a job definition; its runs stay.
+   */
+  async deleteJob(ref: string): Promise<void> {
+    await this._request<unknown>(`jobs/${encodeURIComponent(ref)}`, {
+      method: 'DELETE'
+    });
   }
 
   /**
