@@ -1,8 +1,10 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import {
+  Dialog,
   ICommandPalette,
   MainAreaWidget,
   Notification,
+  showDialog,
   WidgetTracker
 } from '@jupyterlab/apputils';
 import { PathExt } from '@jupyterlab/coreutils';
@@ -13,7 +15,7 @@ import { Widget } from '@lumino/widgets';
 import { DataOpsClient } from './api/client';
 import { dataopsIcon } from './icons';
 import { isActive, JobsModel } from './jobs';
-import { CommandIDs, IDataOpsRun } from './tokens';
+import { CommandIDs, IDataOpsJob, IDataOpsRun } from './tokens';
 import { errorMessage } from './utils';
 import { RunForm, RunNotebookDialog } from './widgets/runDialog';
 import { createRunLogWidget, RunLogView } from './widgets/runLog';
@@ -104,10 +106,19 @@ export function addJobCommands(options: IJobCommandsOptions): void {
       }
       const form = new RunForm({ client, path, trans });
       const result = await new RunNotebookDialog(form, trans).launch();
-      const run = result.value;
-      if (!result.button.accept || run === null) {
+      const made = result.value;
+      if (!result.button.accept || made === null) {
         return null;
       }
+      if (made.job !== null) {
+        model.addJob(made.job);
+        showJobs();
+        Notification.info(trans.__('Job %1 scheduled.', made.job.name), {
+          autoClose: 3000
+        });
+        return made.job.name;
+      }
+      const run = made.run;
       model.add(run);
       showJobs();
       Notification.info(trans.__('Run of %1 queued.', path), {
@@ -192,6 +203,7 @@ export function jobsPanelActions(
   onOpenOutput: (run: IDataOpsRun) => void;
   onOpenLog: (run: IDataOpsRun) => void;
   onRunNotebook: () => void;
+  confirmDeleteJob: (job: IDataOpsJob) => Promise<boolean>;
   onError: (message: string) => void;
 } {
   const onError = (message: string) =>
@@ -209,6 +221,19 @@ export function jobsPanelActions(
         label: `${PathExt.basename(r.notebook_path)} ${r.id.slice(0, 8)}`
       }),
     onRunNotebook: () => run(CommandIDs.runNotebook, {}),
+    confirmDeleteJob: async job => {
+      const result = await showDialog({
+        title: trans.__('Delete job %1?', job.name),
+        body: trans.__(
+          'The definition and its schedule are deleted; its past runs and their outputs stay.'
+        ),
+        buttons: [
+          Dialog.cancelButton({ label: trans.__('Cancel') }),
+          Dialog.warnButton({ label: trans.__('Delete') })
+        ]
+      });
+      return result.button.accept;
+    },
     onError
   };
 }

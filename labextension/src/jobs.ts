@@ -154,6 +154,41 @@ export class JobsModel extends PolledModel {
   }
 
   /**
+   * Show a job definition just created, then fetch the lists again.
+   */
+  addJob(job: IDataOpsJob): void {
+    this._jobs = [...(this._jobs ?? []).filter(j => j.id !== job.id), job];
+    this.emitChanged();
+    void this.refresh();
+  }
+
+  /**
+   * Run a job definition now, with its default parameters; the new run
+   * comes first.
+   */
+  async runJob(job: IDataOpsJob): Promise<IDataOpsRun> {
+    const run = await this._act(job.id, () =>
+      this.client.submitRun({
+        job: job.name,
+        notebook_path: null,
+        idempotency_key: null,
+        kernel_name: null,
+        output_formats: null,
+        timeout_s: null
+      })
+    );
+    this.add(run);
+    return run;
+  }
+
+  /**
+   * Delete a job definition; its runs stay.
+   */
+  async deleteJob(job: IDataOpsJob): Promise<void> {
+    await this._act(job.id, () => this.client.deleteJob(job.name));
+  }
+
+  /**
    * Pause or resume the schedule of a job definition.
    */
   async setPaused(job: IDataOpsJob, paused: boolean): Promise<void> {

@@ -4,7 +4,7 @@ import * as React from 'react';
 
 import { isActive, JobsModel, runError, runProgress } from '../jobs';
 import { IDataOpsJob, IDataOpsRun } from '../tokens';
-import { errorMessage, utc } from '../utils';
+import { errorMessage, formatRelative, utc } from '../utils';
 
 export interface IJobsPanelProps {
   model: JobsModel;
@@ -21,7 +21,11 @@ export interface IJobsPanelProps {
    */
   onRunNotebook: () => void;
   /**
-   * Report a failed action (cancel, re-run, pause).
+   * Ask whether to delete a job definition.
+   */
+  confirmDeleteJob: (job: IDataOpsJob) => Promise<boolean>;
+  /**
+   * Report a failed action (cancel, re-run, pause, run now, delete).
    */
   onError: (message: string) => void;
   trans: TranslationBundle;
@@ -87,7 +91,7 @@ export function JobsPanel(props: IJobsPanelProps): JSX.Element {
         {jobs !== null && jobs.length === 0 && (
           <p className="jp-DataOps-muted" data-test="dataops-jobs-empty">
             {trans.__(
-              'No job definitions. Create one with `POST /dataops/api/v1/jobs` or the CLI.'
+              'No job definitions. Use "Run as Job" and tick "Schedule…" to make one of a notebook.'
             )}
           </p>
         )}
@@ -142,9 +146,7 @@ function RunItem(props: IJobsPanelProps & { run: IDataOpsRun }): JSX.Element {
   const params = Object.entries(run.parameters);
   const error = runError(run);
   const created = utc(run.created_at);
-  const act = (action: () => Promise<unknown>) => {
-    action().catch(reason => onError(errorMessage(reason)));
-  };
+  const act = reporting(onError);
   return (
     <li
       className="jp-DataOps-run"
@@ -206,32 +208,26 @@ function RunItem(props: IJobsPanelProps & { run: IDataOpsRun }): JSX.Element {
       )}
       <div className="jp-DataOps-run-actions">
         {active && (
-          <button
-            type="button"
-            className="jp-DataOps-action"
+          <ActionButton
             data-test="dataops-run-cancel"
             disabled={busy}
             onClick={() => act(() => model.cancel(run.id))}
           >
             {trans.__('Cancel')}
-          </button>
+          </ActionButton>
         )}
         {!active && (
-          <button
-            type="button"
-            className="jp-DataOps-action"
+          <ActionButton
             data-test="dataops-run-rerun"
             disabled={busy}
             title={trans.__('Run again with the same parameters')}
             onClick={() => act(() => model.rerun(run.id))}
           >
             {trans.__('Re-run')}
-          </button>
+          </ActionButton>
         )}
         {run.outputs.includes('notebook') && (
-          <button
-            type="button"
-            className="jp-DataOps-action"
+          <ActionButton
             data-test="dataops-run-open-output"
             title={trans.__(
               'Open the executed notebook (a copy under dataops-outputs/)'
@@ -239,16 +235,14 @@ function RunItem(props: IJobsPanelProps & { run: IDataOpsRun }): JSX.Element {
             onClick={() => props.onOpenOutput(run)}
           >
             {trans.__('Open output')}
-          </button>
+          </ActionButton>
         )}
-        <button
-          type="button"
-          className="jp-DataOps-action"
+        <ActionButton
           data-test="dataops-run-log"
           onClick={() => props.onOpenLog(run)}
         >
           {trans.__('View log')}
-        </button>
+        </ActionButton>
       </div>
     </li>
   );
@@ -300,6 +294,7 @@ function JobItem(
 ): JSX.Element {
   const { job, lastRun, model, trans, onError } = props;
   const busy = model.isBusy(job.id);
+  const act = reporting(onError);
   return (
     <li
       className="jp-DataOps-run"
@@ -329,13 +324,18 @@ function JobItem(
             <code>{job.schedule}</code>
             <span className="jp-DataOps-muted">{job.timezone}</span>
             {job.next_fire_at && (
-              <span
+              <time
                 className="jp-DataOps-muted"
                 data-test="dataops-job-next"
+                dateTime={utc(job.next_fire_at)}
                 title={new Date(utc(job.next_fire_at)).toLocaleString()}
               >
-                {trans.__('next %1', Time.formatHuman(utc(job.next_fire_at)))}
-              </span>
+                {trans.__(
+                  'next %1 (%2)',
+                  Time.format(utc(job.next_fire_at)),
+                  formatRelative(utc(job.next_fire_at))
+                )}
+              </time>
             )}
           </>
         ) : (
@@ -351,25 +351,63 @@ function JobItem(
           </span>
         </div>
       )}
-      {job.schedule && (
-        <div className="jp-DataOps-run-actions">
-          <button
-            type="button"
-            className="jp-DataOps-action"
+      <div className="jp-DataOps-run-actions">
+        <ActionButton
+          data-test="dataops-job-run"
+          disabled={busy}
+          title={trans.__('Run the job now, with its parameters')}
+          onClick={() => act(() => model.runJob(job))}
+        >
+          {trans.__('Run now')}
+        </ActionButton>
+        {job.schedule && (
+          <ActionButton
             data-test="dataops-job-pause"
             disabled={busy}
-            onClick={() =>
-              model
-                .setPaused(job, !job.paused)
-                .catch(reason => onError(errorMessage(reason)))
-            }
+            onClick={() => act(() => model.setPaused(job, !job.paused))}
           >
             {job.paused ? trans.__('Resume') : trans.__('Pause')}
-          </button>
-        </div>
-      )}
+          </ActionButton>
+        )}
+        <ActionButton
+          data-test="dataops-job-delete"
+          disabled={busy}
+          title={trans.__('Delete the definition; its runs stay')}
+          onClick={() =>
+            act(async () => {
+              if (await props.confirmDeleteJob(job)) {
+                await model.deleteJob(job);
+              }
+            })
+          }
+        >
+          {trans.__('Delete')}
+        </ActionButton>
+      </div>
     </li>
   );
+}
+
+/**
+ * A small button of a run's or a job's actions.
+ */
+function ActionButton(
+  props: React.ButtonHTMLAttributes<HTMLButtonElement> & {
+    'data-test': string;
+  }
+): JSX.Element {
+  return <button type="button" className="jp-DataOps-action" {...props} />;
+}
+
+/**
+ * Start an action of a button, reporting its failure.
+ */
+function reporting(
+  onError: (message: string) => void
+): (action: () => Promise<unknown>) => void {
+  return action => {
+    action().catch(reason => onError(errorMessage(reason)));
+  };
 }
 
 /**

@@ -1,16 +1,25 @@
 import { Dialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { ReactWidget } from '@jupyterlab/ui-components';
+import { ISignal, Signal } from '@lumino/signaling';
 import * as React from 'react';
 
 import { DataOpsClient, DataOpsRequestError } from '../api/client';
-import { IDataOpsParameter, IDataOpsRun } from '../tokens';
+import { IDataOpsJob, IDataOpsParameter, IDataOpsRun } from '../tokens';
 import { errorMessage } from '../utils';
+import {
+  defaultSchedule,
+  IScheduleValues,
+  jobRequest,
+  ScheduleFields
+} from './scheduleForm';
 
 /**
  * The form of the "Run as Job" dialog: the notebook's parameters, inferred by
- * the server, as editable fields. It submits the run itself, so that a 400
- * (a bad value) is shown next to the fields with the user's edits kept.
+ * the server, as editable fields, and "Schedule…" to make a job definition
+ * of them instead of running once. It submits the run (or creates the
+ * definition) itself, so that a 400 (a bad value, a bad cron) or a 409 (a
+ * name in use) is shown next to the fields with the user's edits kept.
  */
 export class RunForm extends ReactWidget {
   constructor(options: RunForm.IOptions) {
@@ -18,6 +27,7 @@ export class RunForm extends ReactWidget {
     this._client = options.client;
     this._trans = options.trans;
     this.path = options.path;
+    this._schedule = defaultSchedule(options.path);
     this.addClass('jp-DataOps-runForm');
     void this._load();
   }
@@ -28,24 +38,68 @@ export class RunForm extends ReactWidget {
   readonly path: string;
 
   /**
+   * Emitted with the new mode when "Schedule…" is ticked or unticked.
+   */
+  get schedulingChanged(): ISignal<this, boolean> {
+    return this._schedulingChanged;
+  }
+
+  /**
    * The run created, once submitted.
    */
   get run(): IDataOpsRun | null {
     return this._run;
   }
 
+  /**
+   * The job definition created, once submitted with "Schedule…".
+   */
+  get job(): IDataOpsJob | null {
+    return this._job;
+  }
+
+  /**
+   * Whether the form creates a job definition rather than a run.
+   */
+  get scheduling(): boolean {
+    return this._scheduling;
+  }
+
+  set scheduling(value: boolean) {
+    if (value !== this._scheduling) {
+      this._scheduling = value;
+      this._error = null;
+      this.update();
+      this._schedulingChanged.emit(value);
+    }
+  }
+
   get submitting(): boolean {
     return this._submitting;
   }
 
-  getValue(): IDataOpsRun | null {
-    return this._run;
+  /**
+   * Whether the run or the job definition was created.
+   */
+  get done(): boolean {
+    return this._run !== null || this._job !== null;
+  }
+
+  getValue(): RunForm.IResult | null {
+    if (this._job !== null) {
+      return { job: this._job, run: null };
+    }
+    return this._run !== null ? { job: null, run: this._run } : null;
   }
 
   /**
-   * Submit the run; true when it was created. A failure is shown in the form.
+   * Submit the run, or with "Schedule…" create the job definition; true
+   * when it was created. A failure is shown in the form.
    */
   async submit(): Promise<boolean> {
+    if (this.done) {
+      return true;
+    }
     if (this._submitting) {
       return false;
     }
@@ -53,6 +107,12 @@ export class RunForm extends ReactWidget {
     this._error = null;
     this.update();
     try {
+      if (this._scheduling) {
+        this._job = await this._client.createJob(
+          jobRequest(this.path, this._parameters(), this._schedule)
+        );
+        return true;
+      }
       this._run = await this._client.submitRun({
         notebook_path: this.path,
         parameters: this._parameters(),
@@ -73,7 +133,8 @@ export class RunForm extends ReactWidget {
       this._error = {
         message: errorMessage(reason),
         parameter:
-          typeof details['parameter'] === 'string' ? details['parameter'] : null
+          typeof details['parameter'] === 'string' ? details['parameter'] : null,
+        field: Private.errorField(reason, details)
       };
       return false;
     } finally {
@@ -102,6 +163,7 @@ export class RunForm extends ReactWidget {
             role="alert"
             data-test="dataops-run-form-error"
             data-parameter={error.parameter ?? ''}
+            data-field={error.field ?? ''}
           >
             {error.message}
           </div>
@@ -139,6 +201,28 @@ export class RunForm extends ReactWidget {
               ))}
             </tbody>
           </table>
+        )}
+        <label className="jp-DataOps-scheduleForm-toggle">
+          <input
+            type="checkbox"
+            checked={this._scheduling}
+            data-test="dataops-run-form-schedule"
+            onChange={event => {
+              this.scheduling = event.target.checked;
+            }}
+          />
+          {trans.__('Schedule… (save as a job definition that runs on a cron)')}
+        </label>
+        {this._scheduling && (
+          <ScheduleFields
+            values={this._schedule}
+            invalid={error?.field ?? null}
+            onChange={values => {
+              this._schedule = values;
+              this.update();
+            }}
+            trans={trans}
+          />
         )}
       </form>
     );
@@ -179,9 +263,17 @@ export class RunForm extends ReactWidget {
   private _initial: Record<string, string> = {};
   private _values: Record<string, string> = {};
   private _loadError: string | null = null;
-  private _error: { message: string; parameter: string | null } | null = null;
+  private _error: {
+    message: string;
+    parameter: string | null;
+    field: string | null;
+  } | null = null;
   private _submitting = false;
   private _run: IDataOpsRun | null = null;
+  private _job: IDataOpsJob | null = null;
+  private _scheduling = false;
+  private _schedule: IScheduleValues;
+  private _schedulingChanged = new Signal<this, boolean>(this);
 }
 
 export namespace RunForm {
@@ -190,6 +282,13 @@ export namespace RunForm {
     path: string;
     trans: TranslationBundle;
   }
+
+  /**
+   * What the dialog made: a run, or a job definition.
+   */
+  export type IResult =
+    | { run: IDataOpsRun; job: null }
+    | { run: null; job: IDataOpsJob };
 }
 
 function ParameterRow(props: {
@@ -252,10 +351,11 @@ function ParameterRow(props: {
 }
 
 /**
- * The "Run as Job" dialog: "Run" submits the form and closes the dialog only
- * when the run was created.
+ * The "Run as Job" dialog: "Run" (or "Schedule", with "Schedule…" ticked)
+ * submits the form and closes the dialog only when the run or the job
+ * definition was created.
  */
-export class RunNotebookDialog extends Dialog<IDataOpsRun | null> {
+export class RunNotebookDialog extends Dialog<RunForm.IResult | null> {
   constructor(form: RunForm, trans: TranslationBundle) {
     const buttons = [
       Dialog.cancelButton({ label: trans.__('Cancel') }),
@@ -271,11 +371,21 @@ export class RunNotebookDialog extends Dialog<IDataOpsRun | null> {
     this._form = form;
     this._runButtons = buttons;
     this.addClass('jp-DataOps-runDialog');
+    form.schedulingChanged.connect((_, scheduling) => {
+      const label = this.node.querySelector(
+        '.jp-Dialog-button.jp-mod-accept .jp-Dialog-buttonLabel'
+      );
+      if (label) {
+        label.textContent = scheduling
+          ? trans.__('Schedule')
+          : trans.__('Run');
+      }
+    }, this);
   }
 
   resolve(index?: number): void {
     const button = this._runButtons[index ?? 1];
-    if (!button?.accept || this._form.run !== null) {
+    if (!button?.accept || this._form.done) {
       super.resolve(index);
       return;
     }
@@ -294,6 +404,33 @@ export class RunNotebookDialog extends Dialog<IDataOpsRun | null> {
 }
 
 namespace Private {
+  /**
+   * The field a failed request names: `details.field`, the first of a
+   * validation's `details.errors`, or the job name on a 409 (in use).
+   */
+  export function errorField(
+    reason: unknown,
+    details: Record<string, unknown>
+  ): string | null {
+    if (typeof details['field'] === 'string') {
+      return details['field'];
+    }
+    const errors = details['errors'];
+    if (Array.isArray(errors) && errors.length > 0) {
+      const field = (errors[0] as { field?: unknown } | null)?.field;
+      if (typeof field === 'string') {
+        return field;
+      }
+    }
+    if (
+      reason instanceof DataOpsRequestError &&
+      reason.response.status === 409
+    ) {
+      return 'name';
+    }
+    return null;
+  }
+
   /**
    * The text a field starts with: the default as the user would type it.
    */
