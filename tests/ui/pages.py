@@ -305,8 +305,25 @@ class RunDialog:
     def error(self) -> Locator:
         return self.dialog.locator(_test_id("dataops-run-form-error"))
 
+    @property
+    def accept_button(self) -> Locator:
+        return self.dialog.locator(".jp-Dialog-button.jp-mod-accept")
+
     def submit(self) -> None:
-        self.dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+        self.accept_button.click()
+
+    # -- "Schedule…": a job definition instead of a run --------------------------------------
+    def schedule(self) -> RunDialog:
+        """Tick "Schedule…" and wait for the job definition's fields."""
+        self.dialog.locator(_test_id("dataops-run-form-schedule")).check()
+        self.dialog.locator(_test_id("dataops-job-form")).wait_for(
+            state="visible", timeout=self.timeout_ms
+        )
+        return self
+
+    def job_field(self, key: str) -> Locator:
+        """A field of the job definition: name, schedule, timezone, retries, timeout, html, pdf."""
+        return self.dialog.locator(_test_id(f"dataops-job-form-{key}"))
 
     def wait_until_closed(self) -> None:
         self.dialog.wait_for(state="detached", timeout=self.timeout_ms)
@@ -347,6 +364,19 @@ class JobsTab:
 
     def action(self, run: Locator, name: str) -> Locator:
         return run.locator(_test_id(f"dataops-run-{name}"))
+
+    def job(self, name: str) -> Locator:
+        return self.panel.locator(f'{_test_id("dataops-job")}[data-name="{name}"]')
+
+    def job_action(self, job: Locator, name: str) -> Locator:
+        return job.locator(_test_id(f"dataops-job-{name}"))
+
+    def delete_job(self, name: str) -> None:
+        """Click "Delete" on a job definition and confirm in the dialog that asks."""
+        self.job_action(self.job(name), "delete").click()
+        confirm = self.page.locator(".jp-Dialog").filter(has_text=f"Delete job {name}?")
+        confirm.locator(".jp-Dialog-button.jp-mod-accept").click()
+        confirm.wait_for(state="detached", timeout=self.timeout_ms)
 
     def open_log(self, run: Locator) -> Locator:
         """Click "View log" and return the log view in the main area."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -189,3 +190,90 @@ def test_a_scheduled_job_is_listed_paused_and_its_running_run_cancelled(
     jobs.wait_for_status(run, "cancelled", RUN_TIMEOUT_MS)
     assert lab_server.get_json(f"{api}/runs/{submitted['id']}")["status"] == "cancelled"
     expect(jobs.action(run, "rerun")).to_be_enabled()
+
+
+def test_schedule_a_notebook_from_the_dialog_run_it_now_and_delete_it(
+    lab: LabPage, lab_server: LabServer, artifacts_dir: Path
+) -> None:
+    api = "dataops/api/v1"
+    dialog = lab.run_as_job(lab.open_notebook("report.ipynb"))
+    dialog.fill("n", "4")
+    dialog.fill("label", "weekday squares")
+    dialog.schedule()
+    expect(dialog.accept_button).to_have_text("Schedule")
+    # The name comes from the file name, the time zone from the browser.
+    assert dialog.job_field("name").input_value() == "report"
+    browser_tz = lab.page.evaluate("() => Intl.DateTimeFormat().resolvedOptions().timeZone")
+    assert dialog.job_field("timezone").input_value() == browser_tz
+    assert "06:00 on weekdays" in dialog.dialog.inner_text()
+    dialog.job_field("schedule").fill("every weekday at six")
+    dialog.job_field("timezone").fill("Europe/Paris")
+    dialog.job_field("retries").fill("1")
+    dialog.job_field("html").check()
+    dialog.submit()
+
+    # A bad cron: the server's message in the dialog, every edit kept, nothing created.
+    expect(dialog.error).to_contain_text("invalid cron schedule")
+    assert dialog.field("n").input_value() == "4"
+    assert dialog.field("label").input_value() == "weekday squares"
+    assert dialog.job_field("schedule").input_value() == "every weekday at six"
+    assert dialog.job_field("timezone").input_value() == "Europe/Paris"
+    assert dialog.job_field("retries").input_value() == "1"
+    assert dialog.job_field("html").is_checked()
+    assert lab_server.get_json(f"{api}/jobs")["jobs"] == []
+    lab.screenshot(artifacts_dir / "jobs-schedule-bad-cron.png")
+
+    dialog.job_field("schedule").fill("0 6 * * 1-5")
+    dialog.submit()
+    dialog.wait_until_closed()
+
+    jobs = lab.jobs()
+    job = jobs.job("report")
+    schedule = job.locator('[data-test="dataops-job-schedule"]')
+    expect(schedule).to_contain_text("0 6 * * 1-5")
+    expect(schedule).to_contain_text("Europe/Paris")
+    # 06:00 on the next weekday: within three days.
+    expect(schedule.locator('[data-test="dataops-job-next"]')).to_have_text(
+        re.compile(r"^next .+ \((in \d+ (minutes?|hours?|days)|tomorrow)\)$")
+    )
+    definition = lab_server.get_json(f"{api}/jobs/report")
+    assert definition["notebook_path"] == "report.ipynb"
+    assert definition["parameters"] == {"n": 4, "label": "weekday squares"}
+    assert definition["schedule"] == "0 6 * * 1-5"
+    assert definition["timezone"] == "Europe/Paris"
+    assert definition["max_retries"] == 1
+    assert definition["output_formats"] == ["html"]
+    assert definition["next_fire_at"]
+    lab.screenshot(artifacts_dir / "jobs-scheduled.png")
+
+    # The name is taken now: a 409, shown on the name.
+    again = lab.run_as_job(lab.open_notebook("report.ipynb")).schedule()
+    again.submit()
+    expect(again.error).to_contain_text("exists")
+    expect(again.job_field("name")).to_have_attribute("aria-invalid", "true")
+    again.dialog.locator(".jp-Dialog-button.jp-mod-reject").click()
+    again.wait_until_closed()
+
+    jobs = lab.jobs()
+    jobs.job_action(jobs.job("report"), "run").click()
+    run = jobs.runs("report.ipynb").filter(
+        has=lab.page.locator('[data-test="dataops-run-job"]', has_text="report")
+    )
+    expect(run).to_have_count(1)
+    jobs.wait_for_status(run, "succeeded", RUN_TIMEOUT_MS)
+    run_id = run.get_attribute("data-id")
+    submitted = lab_server.get_json(f"{api}/runs/{run_id}")
+    assert submitted["status"] == "succeeded"
+    assert submitted["job_name"] == "report"
+    # 0 + 1 + 4 + 9: the run used the definition's parameters.
+    log = jobs.open_log(run)
+    expect(log.locator('[data-test="dataops-run-log-text"]')).to_contain_text("weekday squares: 14")
+
+    jobs = lab.jobs()
+    jobs.delete_job("report")
+    expect(jobs.job("report")).to_have_count(0)
+    status, _ = lab_server.get_error(f"{api}/jobs/report")
+    assert status == 404
+    # Its runs stay.
+    assert lab_server.get_json(f"{api}/runs/{run_id}")["status"] == "succeeded"
+    expect(jobs.panel.locator(f'[data-test="dataops-run"][data-id="{run_id}"]')).to_be_visible()
