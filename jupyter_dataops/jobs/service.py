@@ -122,12 +122,16 @@ class JobService:
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
-            raise InvalidRequest(f"unknown time zone {tz!r}") from None
+            raise InvalidRequest(
+                f"unknown time zone {tz!r}", details={"field": "timezone"}
+            ) from None
         if schedule:
             from croniter import croniter
 
             if not croniter.is_valid(schedule):
-                raise InvalidRequest(f"invalid cron schedule {schedule!r}")
+                raise InvalidRequest(
+                    f"invalid cron schedule {schedule!r}", details={"field": "schedule"}
+                )
 
     def _definition_info(self, j: t.JobDefinition) -> JobDefinitionInfo:
         info = JobDefinitionInfo.model_validate(j, from_attributes=True)

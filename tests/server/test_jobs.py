@@ -271,6 +271,8 @@ async def test_job_definitions_validate_and_crud(jobs, api):
     for req, msg in bad:
         code, body = await api("POST", "jobs", req)
         assert code == 400 and msg in body["error"]["message"], body
+        if "schedule" in req or "timezone" in req:  # the form can mark the field
+            assert body["error"]["details"]["field"] in req, body
     code, job = await api(
         "POST",
         "jobs",
