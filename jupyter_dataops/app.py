@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import uuid
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
@@ -56,15 +57,36 @@ class DataOpsApp(ExtensionApp):
         )
 
     def _export_kernel_env(self) -> None:
-        # Kernels inherit the server's environment; this is how `import jupyter_dataops`
-        # in a notebook finds its server and acts as the server's user.
-        url = _kernel_facing_url(self.serverapp)
-        if url is None:
+        """Give each kernel this server starts its URL and a token of its own.
+
+        This is how `import jupyter_dataops` in a notebook finds its server and acts as the
+        server's user. The token is minted per kernel, bound to its kernel id and expiring:
+        it is in that kernel's environment only (never the server's, which terminals and
+        other processes inherit), and useless once the kernel is gone.
+        """
+        assert self.serverapp is not None and self.platform is not None
+        self.kernel_url = _kernel_facing_url(self.serverapp) or ""
+        if not self.kernel_url:
             self.log.warning("DataOps: kernels cannot reach a server on a Unix socket")
             return
-        assert self.platform is not None
-        os.environ[URL_ENV] = url
-        os.environ[TOKEN_ENV] = self.platform.tokens.mint(self.platform.kernel_owner(), "kernel")
+        km = self.serverapp.kernel_manager
+        platform, url = self.platform, self.kernel_url
+        platform.kernel_alive = lambda kernel_id: kernel_id in km
+        start = km.start_kernel
+
+        async def start_kernel(*args: Any, kernel_id: str | None = None, **kwargs: Any) -> str:
+            if kernel_id is None or kernel_id not in km:
+                # Choose the id now, so the token can name the kernel it belongs to.
+                kernel_id = kernel_id or str(uuid.uuid4())
+                token = platform.tokens.mint(platform.kernel_owner(), "kernel", kernel_id=kernel_id)
+                env = dict(kwargs.get("env") or os.environ)
+                env.update({URL_ENV: url, TOKEN_ENV: token})
+                kwargs["env"] = env
+            return await start(*args, kernel_id=kernel_id, **kwargs)
+
+        # Jupyter Server has no hook for a kernel's environment; wrapping this one instance's
+        # method keeps every caller (sessions, the kernels API) on one path.
+        km.start_kernel = start_kernel  # type: ignore[method-assign]
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(handlers())
@@ -75,7 +97,7 @@ class DataOpsApp(ExtensionApp):
         # initialize_settings.
         assert self.platform is not None
         p = self.platform
-        self.executor = p.executor(os.environ.get(URL_ENV, ""))
+        self.executor = p.executor(getattr(self, "kernel_url", ""))
         self.settings["dataops_executor"] = self.executor
         serverapp.web_app.settings["dataops_executor"] = self.executor
         await self.executor.start()

@@ -210,6 +210,15 @@ class InvalidConfig(Exception):
         self.problems = problems
 
 
+class ConfigTooLarge(InvalidConfig):
+    """The text is over a bound on size, nesting or alias expansion (refused unparsed)."""
+
+    def __init__(self, message: str, problem: ConfigProblem, *, limit: int) -> None:
+        super().__init__([problem])
+        self.message = message
+        self.limit = limit
+
+
 def _describe(p: ConfigProblem) -> str:
     where = p.file + (f":{p.line}" if p.line else "")
     field = f" (field {p.field})" if p.field else ""
@@ -230,11 +239,90 @@ def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...
             _line_index(item, (*path, i), out)
 
 
+# Bounds on a policy file, checked before anything expands it: a few hundred bytes of nested
+# YAML aliases ("billion laughs") would otherwise expand to millions of nodes.
+MAX_CONFIG_BYTES = 1_000_000
+MAX_CONFIG_DEPTH = 64
+MAX_CONFIG_NODES = 200_000  # after alias expansion
+
+_OPENERS = (
+    yaml.BlockMappingStartToken,
+    yaml.BlockSequenceStartToken,
+    yaml.FlowMappingStartToken,
+    yaml.FlowSequenceStartToken,
+)
+_CLOSERS = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Nodes the tree has once every alias is expanded, counted without expanding (an alias
+    is the same node object), and without recursion; a cycle counts as too many."""
+    too_many = MAX_CONFIG_NODES + 1
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()  # on the current path: meeting one again is a cycle
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        kids: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            kids = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            kids = list(node.value)
+        if children_done:
+            open_.discard(id(node))
+            sizes[id(node)] = min(1 + sum(sizes[id(k)] for k in kids), too_many)
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in open_:
+            return too_many
+        open_.add(id(node))
+        stack.append((node, True))
+        for k in kids:
+            if id(k) in open_:
+                return too_many
+            if id(k) not in sizes:
+                stack.append((k, False))
+    return sizes[id(root)]
+
+
+def check_config_bounds(text: str, file: str) -> yaml.Node | None:
+    """Compose ``text`` within the bounds; :class:`ConfigTooLarge` names the bound exceeded."""
+
+    def too_large(what: str, limit: int) -> ConfigTooLarge:
+        return ConfigTooLarge(
+            f"{file}: {what} exceeds the limit of {limit:,}",
+            ConfigProblem(message=f"{what} exceeds the limit of {limit:,}", file=file),
+            limit=limit,
+        )
+
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_CONFIG_BYTES:
+        raise too_large(f"the file's size ({size:,} bytes)", MAX_CONFIG_BYTES)
+    depth = 0
+    for token in yaml.scan(text, Loader=_Loader):
+        if isinstance(token, _OPENERS):
+            depth += 1
+            if depth > MAX_CONFIG_DEPTH:
+                raise too_large("the nesting depth", MAX_CONFIG_DEPTH)
+        elif isinstance(token, _CLOSERS):
+            depth -= 1
+    node = yaml.compose(text, Loader=_Loader)
+    if node is not None and _expanded_size(node) > MAX_CONFIG_NODES:
+        raise too_large("the number of values once YAML aliases are expanded", MAX_CONFIG_NODES)
+    return node
+
+
 def parse_config(text: str, file: str) -> WorkspaceConfig:
-    """Parse and validate dataops.yaml text; raise :class:`InvalidConfig` naming line and field."""
+    """Parse and validate dataops.yaml text; raise :class:`InvalidConfig` naming line and field,
+    or :class:`ConfigTooLarge` (a kind of it) naming the size, depth or expansion limit.
+
+    Blocking, and up to a few hundred milliseconds for a large file: never on the event loop.
+    """
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = check_config_bounds(text, file)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -327,6 +415,12 @@ class ConfigLoader:
             self.generation += 1
             return
         try:
+            if stamp.size > MAX_CONFIG_BYTES:  # refused unread
+                msg = (
+                    f"the file's size ({stamp.size:,} bytes) exceeds the limit of "
+                    f"{MAX_CONFIG_BYTES:,}"
+                )
+                raise InvalidConfig([ConfigProblem(message=msg, file=str(self.path))])
             text = self.path.read_text(encoding="utf-8")
             config = parse_config(text, str(self.path))
         except InvalidConfig as e:

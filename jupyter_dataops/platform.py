@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import hmac
 import logging
 import os
 from collections.abc import Callable
@@ -21,7 +19,7 @@ from sqlalchemy import func, select
 
 from . import __version__
 from .config import ConfigLoader, WorkspaceConfig
-from .identity import Principal, TokenSigner, load_or_create_secret
+from .identity import KeyRing, Principal, TokenSigner
 from .models import Counts, StatusResponse, StoreInfo, UserInfo, WorkspaceInfo
 from .settings import DataOps
 from .store import Store
@@ -40,11 +38,12 @@ class Platform:
         self.store = Store(settings.resolved_db_url(self.root), threads=settings.db_threads)
         if migrate:
             self.store.migrate()
-        secret = load_or_create_secret(self.state_dir / "secret")
-        self.tokens = TokenSigner(secret)
-        # Hash masks use one salt per workspace: equal values hash equally across datasets
-        # (joins still work) but cannot be looked up in a table of known hashes.
-        self.mask_salt = hmac.new(secret, b"dataops-mask-salt", hashlib.sha256).hexdigest()[:32]
+        self.keys = KeyRing(self.state_dir / "keys", legacy_secret=self.state_dir / "secret")
+        self.tokens = TokenSigner(self.keys.signing_key, ttl_s=settings.token_ttl)
+        self.mask_salt = self.keys.mask_salt
+        # Is this kernel id a live kernel of this server? Set by the server extension; kernel
+        # tokens are good only while their kernel lives (elsewhere, e.g. the CLI: never).
+        self.kernel_alive: Callable[[str], bool] = lambda kernel_id: False
         self._query_pool = ThreadPoolExecutor(
             max_workers=settings.query_threads, thread_name_prefix="dataops-query"
         )
@@ -62,7 +61,7 @@ class Platform:
             password=settings.smtp_password,
             starttls=settings.smtp_starttls,
         )
-        self.notifier = Notifier(self.store, secret, smtp)
+        self.notifier = Notifier(self.store, self.keys.webhook_key, smtp)
         self.jobs = JobService(
             self.store,
             self.root,
@@ -91,6 +90,40 @@ class Platform:
     ) -> Principal:
         groups = set(self.workspace_config().groups_of(name)) | set(extra_groups)
         return Principal(name, display_name or name, tuple(sorted(groups)), scope)
+
+    def token_lives(self, claims: dict[str, Any]) -> bool:
+        """Whether what a verified DataOps token is bound to still lives (blocking).
+
+        A kernel token: its kernel is a live kernel of this server. A run token: its run is
+        running, as the token's user.
+        """
+        scope = claims["scope"]
+        if scope == "kernel":
+            return self.kernel_alive(str(claims.get("kid", "")))
+        if scope.startswith("run:"):
+            with self.store.session() as s:
+                run = s.get(t.Run, scope[4:])
+                return run is not None and run.status == "running" and run.owner == claims["sub"]
+        return False
+
+    def renew_token(self, token: str) -> tuple[str, float]:
+        """A fresh token for a kernel or run token, expired or not, while its kernel or run
+        lives (blocking): (token, expires at, epoch seconds)."""
+        from .exceptions import Unauthorized
+        from .identity import TokenError
+
+        try:
+            claims = self.tokens.verify(token, allow_expired=True)
+        except TokenError as e:
+            raise Unauthorized(e.message, details={"reason": e.reason}) from None
+        if not self.token_lives(claims):
+            what = "kernel" if claims["scope"] == "kernel" else "run"
+            raise Unauthorized(
+                f"the token's {what} is no longer running: it cannot be renewed",
+                details={"reason": "gone"},
+            )
+        fresh = self.tokens.mint(claims["sub"], claims["scope"], kernel_id=claims.get("kid"))
+        return fresh, self.tokens.verify(fresh)["exp"]
 
     def kernel_owner(self) -> str:
         """The user whose kernels this server starts (the hub user under JupyterHub)."""

@@ -10,7 +10,7 @@ import getpass
 import socket
 from pathlib import Path
 
-from traitlets import Bool, Int, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 
@@ -39,6 +39,13 @@ class DataOps(LoggingConfigurable):
         help="DataOps user of a personal server. Jupyter's default identity provider only knows "
         "anonymous token users, so on a server that is not behind JupyterHub every request is "
         "this user. Ignored when a real identity provider (JupyterHub, custom) names the user.",
+    ).tag(config=True)
+
+    token_ttl = Float(
+        3600.0,
+        help="Seconds a kernel's or a job run's DataOps token is valid. The kernel client "
+        "renews it before it expires, and the server renews only while the token's kernel or "
+        "run lives: a token is useless once its kernel is gone or its run has ended.",
     ).tag(config=True)
 
     db_threads = Int(

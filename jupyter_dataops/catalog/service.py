@@ -9,7 +9,7 @@ import difflib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,13 +49,16 @@ _SOURCE = TypeAdapter(Source)
 log = logging.getLogger(__name__)
 
 
-def _engine_error(e: Exception) -> DataOpsError:
-    """An engine failure as a user error. Engine messages can quote values (even from rows
-    the user may not see), so they go to the server log only, never to the user."""
-    name = type(e).__name__
-    log.warning("query failed: %r", e)
+def engine_error(e: BaseException, dataset: str = "") -> DataOpsError:
+    """An engine failure as a user error: the one path for every read (pull and preview).
+
+    Engine messages can quote values, even of rows or columns the user may not see, so they
+    reach neither the user nor the server log: both get the error's type only.
+    """
     if isinstance(e, DataOpsError):
         return e
+    name = type(e).__name__
+    log.warning("governed read of %r failed in the engine: %s", dataset, name)
     if name in (
         "ConversionException",
         "BinderException",
@@ -90,13 +93,13 @@ class Plan:
         try:
             reader = self.source.execute(self.sql)
         except Exception as e:
-            raise _engine_error(e) from e
+            raise engine_error(e, self.dataset) from None
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
                 yield from reader
             except Exception as e:
-                raise _engine_error(e) from e
+                raise engine_error(e, self.dataset) from None
 
         return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
@@ -322,8 +325,9 @@ class Catalog:
             ],
         )
 
-    def refresh(self, user: Principal, name: str, admins: Sequence[str]) -> VersionInfo:
+    def refresh(self, user: Principal, name: str) -> VersionInfo:
         self.sync()
+        admins = self.config.get().admins
         with self.store.session() as s:
             row = self._row(s, name)
         if user.name != row.owner and user.name not in admins:

@@ -116,6 +116,17 @@ class JobService:
         if owner != user.name and not self._is_admin(user):
             raise NotFound("no such run or job for you")  # do not reveal others' objects
 
+    def _acts_as(self, user: Principal, owner: str, what: str) -> None:
+        """Only the owner may do what makes code run as the owner (runs execute with the
+        owner's data rights). Admins manage and read others' jobs; they do not act for them."""
+        self._visible(user, owner)
+        if owner != user.name:
+            raise Forbidden(
+                f"only {owner}, the owner, may {what}; admins may read, pause, resume, cancel "
+                "and delete it",
+                details={"owner": owner},
+            )
+
     # definitions ---------------------------------------------------------------------------------
     @staticmethod
     def _check_schedule(schedule: str | None, tz: str) -> None:
@@ -204,6 +215,8 @@ class JobService:
         changes = patch.model_dump(exclude_unset=True)
         with self.store.session() as s:
             j = self._job(s, ref)
+            if set(changes) - {"paused"}:
+                self._acts_as(user, j.owner, f"change what job {j.name!r} runs")
             self._visible(user, j.owner)
             path = self._notebook(changes.get("notebook_path", j.notebook_path))
             if "parameters" in changes:
@@ -299,7 +312,7 @@ class JobService:
         if req.job is not None:
             with self.store.session() as s:
                 job = self._job(s, req.job)
-            self._visible(user, job.owner)
+            self._acts_as(user, job.owner, f"run job {job.name!r}")
             rel = job.notebook_path
         else:
             rel = req.notebook_path or ""
@@ -353,7 +366,7 @@ class JobService:
     def rerun(self, user: Principal, run_id: str, parameters: dict[str, Any] | None) -> RunInfo:
         with self.store.session() as s:
             r = self._run(s, run_id)
-            self._visible(user, r.owner)
+            self._acts_as(user, r.owner, f"re-run run {run_id}")
             job_ref = r.job_id
             base = dict(r.parameters)
             rel, kernel, timeout = r.notebook_path, r.kernel_name, r.timeout_s
@@ -478,11 +491,11 @@ class JobService:
             r.progress = {"output_formats": formats, "cell": 0, "of": None}
             run_dir = self.runs_dir / run_id
             timeout = r.timeout_s
-            ttl = (timeout or 24 * 3600) + 3600
             env = {
                 "JUPYTER_DATAOPS_URL": server_url,
-                # Scoped to this run and its owner: a job reads what its owner may read.
-                "JUPYTER_DATAOPS_TOKEN": self.tokens.mint(r.owner, f"run:{run_id}", ttl=ttl),
+                # Scoped to this run and its owner: a job reads what its owner may read, and
+                # the token is refused once the run has ended (and renewed only while it runs).
+                "JUPYTER_DATAOPS_TOKEN": self.tokens.mint(r.owner, f"run:{run_id}"),
                 "DATAOPS_RUN_ID": run_id,
             }
             nb_dir = (self.root / r.notebook_path).resolve().parent

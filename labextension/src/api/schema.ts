@@ -254,7 +254,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Download an output: notebook, html, log or input */
+        /** Download an output: notebook, html, pdf, log or input (a run's own token: its input only) */
         get: operations["get_runs_run_id_outputs_name"];
         put?: never;
         post?: never;
@@ -292,6 +292,23 @@ export interface paths {
         get: operations["get_status"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/token/renew": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Exchange a kernel's or a run's DataOps token (expired or not) for a fresh one, while its kernel or run lives */
+        post: operations["post_token_renew"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1084,6 +1101,24 @@ export interface components {
              */
             url: string;
         };
+        /** TokenInfo */
+        TokenInfo: {
+            /**
+             * Expires At
+             * @description When it expires, in seconds since the epoch.
+             */
+            expires_at: number;
+            /**
+             * Scope
+             * @description `kernel` or `run:<id>`, as the token renewed.
+             */
+            scope: string;
+            /**
+             * Token
+             * @description The fresh DataOps token (send as `Authorization: DataOps`).
+             */
+            token: string;
+        };
         /** UserInfo */
         UserInfo: {
             /** Display Name */
@@ -1863,6 +1898,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["StatusResponse"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_token_renew: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenInfo"];
                 };
             };
             /** @description Error */
