@@ -10,7 +10,7 @@ from typing import Any
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Instance
 
-from .client import TOKEN_ENV, URL_ENV
+from .client import SCHEME_ENV, TOKEN_ENV, URL_ENV
 from .handlers import handlers
 from .platform import Platform
 from .settings import DataOps
@@ -41,20 +41,46 @@ class DataOpsApp(ExtensionApp):
     classes = [DataOps]
 
     platform = Instance(Platform, allow_none=True)
+    client_of = ""  # the service's URL in client mode
 
     def initialize_settings(self) -> None:
         assert self.serverapp is not None
         settings = DataOps(parent=self)
+        self.client_of = settings.service_url
+        if self.client_of:
+            self._export_client_env()
+            self.log.info("DataOps: client of the DataOps service at %s", self.client_of)
+            return
         # Startup is the one place blocking store work is fine: the loop is not serving yet.
         self.platform = Platform(settings, self.serverapp.root_dir)
         self.settings["dataops"] = self.platform
-        self._export_kernel_env()
+        if settings.mode == "service":
+            self._use_hub_directory()
+        else:
+            self._export_kernel_env()
         self.log.info(
-            "DataOps: workspace %s, store %s (revision %s)",
+            "DataOps: %s, workspace %s, store %s (revision %s)",
+            "the team's service" if settings.mode == "service" else "personal mode",
             self.platform.root,
             self.platform.store.redacted_url,
             self.platform.store.revision(),
         )
+
+    def _export_client_env(self) -> None:
+        # Kernels call the service themselves, with the Hub API token they inherit from this
+        # server; no secret is copied anywhere.
+        os.environ[URL_ENV] = self.client_of
+        os.environ[SCHEME_ENV] = "token"
+
+    def _use_hub_directory(self) -> None:
+        """Groups of users who are not the one asking (job owners, scheduled runs) come from
+        the Hub when the service is a Hub-managed one."""
+        from .team.hub import HubDirectory
+
+        assert self.platform is not None
+        directory = HubDirectory.from_environment()
+        if directory is not None:
+            self.platform.directory = directory
 
     def _export_kernel_env(self) -> None:
         """Give each kernel this server starts its URL and a token of its own.
@@ -89,13 +115,19 @@ class DataOpsApp(ExtensionApp):
         km.start_kernel = start_kernel  # type: ignore[method-assign]
 
     def initialize_handlers(self) -> None:
+        if self.client_of:
+            from .team.client import forward_handlers
+
+            self.handlers.extend(forward_handlers(self.client_of))
+            return
         self.handlers.extend(handlers())
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         await super()._start_jupyter_server_extension(serverapp)
+        if self.platform is None:
+            return  # a client of the team's service: it runs the jobs
         # Background work starts here, with the loop running, never at import or in
         # initialize_settings.
-        assert self.platform is not None
         p = self.platform
         self.executor = p.executor(getattr(self, "kernel_url", ""))
         self.settings["dataops_executor"] = self.executor
@@ -104,11 +136,12 @@ class DataOpsApp(ExtensionApp):
         if p.settings.run_scheduler:
             from .jobs.scheduler import Scheduler
 
-            # Only this server's user's jobs: their runs execute here, as that user.
+            # A personal server fires its user's jobs only (their runs execute here, as that
+            # user); the team's service fires everyone's.
             self.scheduler = Scheduler(
                 p.jobs,
                 principal=p.principal,
-                owner=p.kernel_owner(),
+                owner=None if p.settings.mode == "service" else p.kernel_owner(),
                 on_fire=self.executor.wake,
                 run_blocking=p.store.run,
             )

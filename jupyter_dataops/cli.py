@@ -639,6 +639,36 @@ class AuditApp(_Sub):
         )
 
 
+class ServeApp(_Sub):
+    name = "jupyter-dataops-serve"
+    description = (
+        "Run the team's DataOps service (a JupyterHub-managed service, or standalone with "
+        "--users-file): the store, the policy, the keys, the data and the scheduler in one "
+        "process that serves the DataOps API and nothing else."
+    )
+    ip = Unicode("", help="Address to listen on (default: the Hub's URL for the service, "
+                 "else 127.0.0.1).").tag(config=True)  # fmt: skip
+    port = Int(0, help="Port (default: the Hub's URL for the service, else 8890).").tag(config=True)
+    users_file = Unicode(
+        "", help="Standalone: JSON file of users, the SHA-256 of their tokens and their groups."
+    ).tag(config=True)
+    aliases = {
+        **_Sub.aliases,
+        "ip": "ServeApp.ip",
+        "port": "ServeApp.port",
+        "users-file": "ServeApp.users_file",
+    }
+
+    def run(self) -> None:
+        from .team.service import serve
+
+        root = Path(DataOps(parent=self).resolved_root(Path.cwd()))
+        options = {"ip": self.ip, "port": self.port, "users_file": self.users_file}
+        cli_config = self.cli_config  # --ServerApp.x=y, --DataOps.x=y of the command line
+        type(self).clear_instance()  # the service's ServerApp is this process's application
+        serve(root, cli_config, **options)
+
+
 class DataOpsCLI(JupyterApp):
     name = "jupyter-dataops"
     version = __version__
@@ -655,6 +685,7 @@ class DataOpsCLI(JupyterApp):
         "schedule": (ScheduleApp, ScheduleApp.description),
         "scheduler": (SchedulerApp, SchedulerApp.description),
         "audit": (AuditApp, AuditApp.description),
+        "serve": (ServeApp, ServeApp.description),
     }
 
     def start(self) -> None:

@@ -44,6 +44,8 @@ class Platform:
         # Is this kernel id a live kernel of this server? Set by the server extension; kernel
         # tokens are good only while their kernel lives (elsewhere, e.g. the CLI: never).
         self.kernel_alive: Callable[[str], bool] = lambda kernel_id: False
+        # Where the groups of users who are not asking come from (the service: JupyterHub).
+        self.directory: Any = None
         self._query_pool = ThreadPoolExecutor(
             max_workers=settings.query_threads, thread_name_prefix="dataops-query"
         )
@@ -86,8 +88,20 @@ class Platform:
         return self.config.get()
 
     def principal(
-        self, name: str, display_name: str = "", extra_groups: tuple[str, ...] = (), scope="user"
+        self,
+        name: str,
+        display_name: str = "",
+        extra_groups: tuple[str, ...] | None = None,
+        scope: str = "user",
     ) -> Principal:
+        """The user as policies see them (blocking: may read dataops.yaml, ask the Hub).
+
+        Groups: those of dataops.yaml, plus those the identity provider vouched for with the
+        request (``extra_groups``), or else those of the directory (JupyterHub's, for users
+        who are not the one asking: job owners, scheduled runs).
+        """
+        if extra_groups is None:
+            extra_groups = self.directory.groups_of(name) if self.directory else ()
         groups = set(self.workspace_config().groups_of(name)) | set(extra_groups)
         return Principal(name, display_name or name, tuple(sorted(groups)), scope)
 

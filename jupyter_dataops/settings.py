@@ -23,6 +23,21 @@ class DataOps(LoggingConfigurable):
         "directory). dataops.yaml and .dataops/ live here.",
     ).tag(config=True)
 
+    mode = Unicode(
+        "personal",
+        help="'personal': everything runs in this Jupyter server (the default). 'service': "
+        "this process is the team's DataOps service (`jupyter dataops serve` sets it). When "
+        "service_url is set, the extension is a client of that service instead.",
+    ).tag(config=True)
+
+    service_url = Unicode(
+        "",
+        help="URL of the team's DataOps service, e.g. http://127.0.0.1:8000/services/dataops/ "
+        "(team mode). The sidebar and kernels then use the service, as this server's user "
+        "(with its JupyterHub API token); nothing governed is stored in or readable from "
+        "this server.",
+    ).tag(config=True)
+
     db_url = Unicode(
         "",
         help="SQLAlchemy URL of the metadata store. Default: "
@@ -144,6 +159,13 @@ class DataOps(LoggingConfigurable):
     @default("smtp_from")
     def _default_smtp_from(self) -> str:
         return f"dataops@{socket.gethostname() or 'localhost'}"
+
+    @validate("mode")
+    def _validate_mode(self, proposal: dict) -> str:
+        value = str(proposal["value"])
+        if value not in ("personal", "service"):
+            raise TraitError(f"DataOps.mode must be 'personal' or 'service', not {value!r}")
+        return value
 
     @validate("executor")
     def _validate_executor(self, proposal: dict) -> str:

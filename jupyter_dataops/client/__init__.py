@@ -19,6 +19,9 @@ from typing import Any
 
 URL_ENV = "JUPYTER_DATAOPS_URL"
 TOKEN_ENV = "JUPYTER_DATAOPS_TOKEN"
+# "token" in team mode: kernels send their JupyterHub API token to the DataOps service.
+SCHEME_ENV = "JUPYTER_DATAOPS_AUTH_SCHEME"
+HUB_TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
 API_PREFIX = "dataops/api/v1/"
 
 
@@ -223,6 +226,9 @@ def connect(url: str | None = None, token: str | None = None, scheme: str = "Dat
     global _default
     if url is None and token is None and _default is not None:
         return _default
+    if url is None and token is None and os.environ.get(SCHEME_ENV) == "token":
+        scheme = "token"  # a kernel of a user's server in team mode: its Hub API token
+        token = os.environ.get(TOKEN_ENV) or os.environ.get(HUB_TOKEN_ENV)
     url = url or os.environ.get(URL_ENV)
     token = token or os.environ.get(TOKEN_ENV)
     if not url or not token:

@@ -180,9 +180,10 @@ class DataOpsHandler(ExtensionHandlerMixin, APIHandler):
         if type(idp) in (IdentityProvider, PasswordIdentityProvider):
             # A personal server: Jupyter only knows anonymous token users here.
             return self.platform.principal(self.platform.settings.local_user)
-        hub_user = getattr(user, "hub_user", None) or {}
-        hub_groups = tuple(hub_user.get("groups") or ())
-        return self.platform.principal(user.username, user.display_name, hub_groups)
+        groups = getattr(user, "groups", None)  # the service's standalone users
+        if groups is None:
+            groups = (getattr(user, "hub_user", None) or {}).get("groups") or ()
+        return self.platform.principal(user.username, user.display_name, tuple(groups))
 
     def principal(self) -> Principal:
         """The DataOps user for this request (see ``c.DataOps.local_user``)."""
