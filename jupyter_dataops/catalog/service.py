@@ -41,6 +41,7 @@ from ..models import (
     RegisterDatasetRequest,
     VersionInfo,
 )  # fmt: skip
+from ..paths import fixed_prefix, workspace_path
 from ..store import Store, redact_url
 from ..store import tables as t
 from .sources import FileSource, Snapshot, SqlTableSource, columns_of, open_source
@@ -341,9 +342,7 @@ class Catalog:
         except (ValidationError, TypeError) as e:
             raise InvalidRequest(f"invalid dataset source or columns: {e}") from None
         if isinstance(source, ParquetSource | CsvSource):
-            path = (self.root / source.path).resolve()
-            if not path.is_relative_to(self.root.resolve()):
-                raise Forbidden(f"file sources must be inside the workspace ({self.root})")
+            workspace_path(self.root, fixed_prefix(source.path), "file sources")
         spec = DatasetSpec(
             title=req.title,
             description=req.description,

@@ -24,7 +24,7 @@ import sqlglot
 from sqlglot import exp
 
 from ..config import CsvSource, ParquetSource, SqlSource
-from ..exceptions import BadGateway, InvalidRequest
+from ..exceptions import BadGateway, Forbidden, InvalidRequest
 from ..governance.compiler import (
     BOOLEAN,
     DECIMAL,
@@ -35,6 +35,7 @@ from ..governance.compiler import (
     TEMPORAL,
     Column,
 )  # fmt: skip
+from ..paths import GLOB_CHARS, STATE_DIR, in_state_dir
 
 BATCH_ROWS = 256 * 1024
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -92,27 +93,34 @@ class FileSource:
         self.path = path if path.is_absolute() else (root / path)
 
     def files(self) -> list[Path]:
+        """The files the source names, none of them in the workspace's state directory
+        (a directory or a glob may reach into it, through a symlink too)."""
         p = self.path
         if p.is_dir():
-            suffix = ".parquet" if isinstance(self.spec, ParquetSource) else ".csv"
-            found = sorted(x for x in p.rglob(f"*{suffix}*") if x.is_file())
-        elif any(ch in str(p) for ch in "*?["):
-            found = sorted(Path(x) for x in glob.glob(str(p), recursive=True))
+            pattern = "*.parquet" if isinstance(self.spec, ParquetSource) else "*.csv*"
+            found = sorted(x for x in p.rglob(pattern) if x.is_file())
+        elif any(ch in str(p) for ch in GLOB_CHARS):
+            found = sorted(Path(x) for x in glob.glob(str(p), recursive=True) if os.path.isfile(x))
         else:
             found = [p] if p.exists() else []
-        if not found:
+        kept = [f for f in found if not in_state_dir(self.root, f)]
+        if found and not kept:
+            raise Forbidden(
+                f"{self.spec.path}: every file it names is in {STATE_DIR}/, the platform's "
+                "state directory, which no dataset may read",
+                details={"path": self.spec.path, "state_dir": STATE_DIR},
+            )
+        if not kept:
             raise BadGateway(
                 f"source unreachable: no files at {self.spec.path}",
                 details={"path": self.spec.path},
             )
-        return found
+        return kept
 
     def relation(self) -> exp.Expression:
-        p = self.path
-        target = str(p / "**" / "*.parquet") if (
-            p.is_dir() and isinstance(self.spec, ParquetSource)) else (
-            str(p / "**" / "*.csv*") if p.is_dir() else str(p))  # fmt: skip
-        arg = exp.Literal.string(target)
+        # DuckDB reads exactly the files checked above: its own globbing would enter hidden
+        # directories, .dataops/ included.
+        files = exp.Array(expressions=[exp.Literal.string(str(f)) for f in self.files()])
         if isinstance(self.spec, ParquetSource):
             opts = [
                 exp.EQ(
@@ -120,7 +128,7 @@ class FileSource:
                     expression=exp.Boolean(this=self.spec.hive_partitioning),
                 )
             ]
-            fn = exp.Anonymous(this="read_parquet", expressions=[arg, *opts])
+            fn = exp.Anonymous(this="read_parquet", expressions=[files, *opts])
         else:
             opts = [
                 exp.EQ(
@@ -128,7 +136,7 @@ class FileSource:
                 ),
                 exp.EQ(this=exp.column("header"), expression=exp.Boolean(this=self.spec.header)),
             ]
-            fn = exp.Anonymous(this="read_csv", expressions=[arg, *opts])
+            fn = exp.Anonymous(this="read_csv", expressions=[files, *opts])
         return exp.Table(this=fn)
 
     def fingerprint(self) -> str:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..exceptions import Conflict, Forbidden, InvalidRequest, NotFound, Unavailable
+from ..exceptions import Conflict, InvalidRequest, NotFound, Unavailable
 from ..identity import Principal, TokenSigner
 from ..models import (
     JobDefinitionInfo,
@@ -29,6 +29,7 @@ from ..models import (
     RunInfo,
     RunRequest,
 )  # fmt: skip
+from ..paths import STATE_DIR, workspace_path
 from ..store import Store
 from ..store import tables as t
 from .parameters import infer_parameters, notebook_hash, read_notebook, validate_parameters
@@ -80,7 +81,7 @@ class JobService:
         self.root = root
         self.tokens = tokens
         self._admins = admins  # callable -> list of admin names (the policy can change)
-        self.runs_dir = root / ".dataops" / "runs"
+        self.runs_dir = root / STATE_DIR / "runs"
         self.host = f"{socket.gethostname()}:{root}"
 
     # helpers -------------------------------------------------------------------------------------
@@ -88,9 +89,7 @@ class JobService:
         return user.name in self._admins()
 
     def _notebook(self, rel: str) -> Path:
-        p = (self.root / rel).resolve()
-        if not p.is_relative_to(self.root.resolve()):
-            raise Forbidden(f"notebooks must be inside the workspace ({self.root})")
+        p = workspace_path(self.root, rel, "notebooks")
         if p.suffix != ".ipynb":
             raise InvalidRequest(f"{rel} is not a notebook (.ipynb)")
         if not p.is_file():
