@@ -132,8 +132,15 @@ class Platform:
             counts=self.counts(),
         )
 
-    def executor(self, server_url: str, workers: int | None = None, warm: int | None = None) -> Any:
-        """The run dispatcher (local runners, and Dask when configured) for this workspace."""
+    def executor(
+        self,
+        server_url: str,
+        workers: int | None = None,
+        warm: int | None = None,
+        kind: str = "server",
+    ) -> Any:
+        """The run dispatcher (local runners, and Dask when configured) for this workspace;
+        ``kind`` names its identity (see jobs/dispatchers.py)."""
         from .jobs.executors.local import LocalExecutor
 
         if server_url:
@@ -147,6 +154,7 @@ class Platform:
             dask_scheduler_address=self.settings.dask_scheduler_address,
             fork_kernels=self.settings.fork_kernels,
             kernel_preload=tuple(self.settings.kernel_preload),
+            kind=kind,
         )
 
     def is_admin(self, user: Principal) -> bool:
@@ -155,4 +163,5 @@ class Platform:
     def close(self) -> None:
         self._query_pool.shutdown(wait=False, cancel_futures=True)
         self.notifier.close()  # deliveries under way finish and are recorded
+        self.jobs.stop_dispatching()
         self.store.close()
