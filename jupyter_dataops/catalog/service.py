@@ -28,7 +28,7 @@ from ..exceptions import (
     NotFound,
 )  # fmt: skip
 from ..governance import audit
-from ..governance.compiler import compile_select
+from ..governance.compiler import GovernedSelect, compile_read
 from ..governance.filters import parse_user_filter
 from ..governance.policy import DatasetFacts, Decision, decide
 from ..identity import Principal
@@ -78,7 +78,7 @@ class Plan:
 
     dataset: str
     version: str
-    sql: str
+    sql: GovernedSelect  # what ``source.execute`` runs
     source: FileSource | SqlTableSource
     columns: list[str]
     decision: Decision
@@ -410,7 +410,7 @@ class Catalog:
                 raise InvalidRequest("columns lists a column twice")
             kinds = {c["name"]: c["kind"] for c in current.schema}
             where = parse_user_filter(req.where, kinds) if req.where else None
-            sql = compile_select(
+            sql = compile_read(
                 source.relation(),
                 columns_of(current.schema),
                 decision,

@@ -34,10 +34,15 @@ from ..governance.compiler import (
     STRING,
     TEMPORAL,
     Column,
+    GovernedSelect,
 )  # fmt: skip
 from ..paths import GLOB_CHARS, STATE_DIR, in_state_dir
 
 BATCH_ROWS = 256 * 1024
+# The governed relation of one PostgreSQL read (a session's temporary schema is its own).
+BARRIER_VIEW = exp.table_("dops_governed", db="pg_temp", quoted=True)
+# SQLSTATEs of a session that may not create a temporary view: read-only, no TEMP privilege.
+NO_TEMP_OBJECTS = ("25006", "42501")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -164,10 +169,10 @@ class FileSource:
             con.close()
         return Snapshot(fp, int(rows[0]) if rows else None, schema_of(arrow_schema))
 
-    def execute(self, sql: str) -> pa.RecordBatchReader:
+    def execute(self, statement: GovernedSelect) -> pa.RecordBatchReader:
         con = duckdb_connect()
         try:
-            reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
+            reader = con.sql(statement.sql()).to_arrow_reader(BATCH_ROWS)
         except Exception:
             con.close()
             raise
@@ -268,8 +273,13 @@ class SqlTableSource:
 
     # connections ------------------------------------------------------------------------------
     def _adbc_uri(self) -> str:
-        u = self.url.set(drivername="postgresql")
-        return u.render_as_string(hide_password=False)
+        from urllib.parse import quote, urlencode
+
+        u = self.url.set(drivername="postgresql", query={})
+        uri = u.render_as_string(hide_password=False)
+        # libpq decodes %20, not the "+" SQLAlchemy writes for a space (options=-c ...).
+        query = urlencode(dict(self.url.query), doseq=True, quote_via=quote)
+        return f"{uri}?{query}" if query else uri
 
     def _fetch(self, sql: str) -> pa.RecordBatchReader:
         if self.backend == "postgresql":
@@ -326,15 +336,55 @@ class SqlTableSource:
         except Exception as e:
             raise self._unreachable(e) from e
 
-    def execute(self, sql: str) -> pa.RecordBatchReader:
-        """Run the governed statement (compiled for :attr:`dialect`)."""
+    def _fetch_governed(self, statement: GovernedSelect) -> pa.RecordBatchReader:
+        """PostgreSQL: the governed relation as a ``security_barrier`` view of this session.
+
+        The planner then evaluates the user's filter on the view's rows only, except for
+        conditions built of leakproof operators (comparisons), which still reach indexes.
+        Where the session may not create temporary objects (a read-only standby, no TEMP
+        privilege), the statement is fenced with OFFSET 0 instead: as safe, without indexes.
+        """
+        import adbc_driver_postgresql.dbapi as pg
+
+        conn = pg.connect(self._adbc_uri())
+        try:
+            cur = conn.cursor()
+            try:
+                cur.execute(
+                    f"CREATE TEMPORARY VIEW {BARRIER_VIEW.sql(dialect='postgres')} "
+                    f"WITH (security_barrier) AS {statement.governed_sql()}"
+                )
+                sql = statement.read_sql(BARRIER_VIEW)
+            except pg.Error as e:
+                if getattr(e, "sqlstate", None) not in NO_TEMP_OBJECTS:
+                    raise
+                conn.rollback()
+                sql = statement.fenced_sql()
+            cur.execute(sql)
+            reader = cur.fetch_record_batch()
+        except Exception:
+            conn.close()
+            raise
+
+        class _Both:
+            def close(self) -> None:
+                cur.close()
+                conn.close()  # the view ends with the session
+
+        return _closing_reader(reader, _Both())
+
+    def execute(self, statement: GovernedSelect) -> pa.RecordBatchReader:
+        """Run a governed read compiled for :attr:`dialect`."""
         if self.dialect == "postgres":
-            return self._native(sql)
+            try:
+                return self._fetch_governed(statement)
+            except Exception as e:
+                raise self._unreachable(e) from e
         rows = self._native(f"SELECT * FROM {self.native_relation()}")
         con = duckdb_connect()
         try:
             con.register(self.GOVERNED_IN_DUCKDB, rows)
-            reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
+            reader = con.sql(statement.sql()).to_arrow_reader(BATCH_ROWS)
         except Exception:
             con.close()
             raise
