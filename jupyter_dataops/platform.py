@@ -51,7 +51,7 @@ class Platform:
         from .catalog.service import Catalog
 
         self.catalog = Catalog(self.store, self.config, self.root, self.mask_salt)
-        from .jobs.notify import Notifier, SmtpSettings
+        from .jobs.notify import Notifier, SmtpSettings, WebhookPolicy
         from .jobs.service import JobService
 
         smtp = SmtpSettings(
@@ -62,7 +62,11 @@ class Platform:
             password=settings.smtp_password,
             starttls=settings.smtp_starttls,
         )
-        self.notifier = Notifier(self.store, secret, smtp)
+        webhooks = WebhookPolicy(
+            allowed_hosts=tuple(settings.webhook_allowed_hosts),
+            allowed_networks=tuple(settings.webhook_allowed_networks),
+        )
+        self.notifier = Notifier(self.store, secret, smtp, webhooks=webhooks)
         self.jobs = JobService(
             self.store,
             self.root,
