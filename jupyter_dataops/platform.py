@@ -50,7 +50,9 @@ class Platform:
         )
         from .catalog.service import Catalog
 
-        self.catalog = Catalog(self.store, self.config, self.root, self.mask_salt)
+        self.catalog = Catalog(
+            self.store, self.config, self.root, self.mask_salt, settings.source_url_env
+        )
         from .jobs.notify import Notifier, SmtpSettings, WebhookPolicy
         from .jobs.service import JobService
 

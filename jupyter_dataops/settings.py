@@ -134,6 +134,14 @@ class DataOps(LoggingConfigurable):
         False, help="Upgrade the SMTP connection with STARTTLS before logging in and sending."
     ).tag(config=True)
 
+    source_url_env = List(
+        Unicode(),
+        default_value=[],
+        help="Environment variables SQL source URLs may use as ${NAME}, e.g. ['WAREHOUSE_PASSWORD']"
+        " (in dataops.yaml and in registered datasets alike). Default: none, so no source URL "
+        "can read the server's environment.",
+    ).tag(config=True)
+
     webhook_allowed_hosts = List(
         Unicode(),
         default_value=[],

@@ -103,11 +103,19 @@ class Plan:
 
 
 class Catalog:
-    def __init__(self, store: Store, config_loader: Any, root: Path, salt: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config_loader: Any,
+        root: Path,
+        salt: str,
+        source_env: Sequence[str] = (),
+    ) -> None:
         self.store = store
         self.config = config_loader
         self.root = root
         self.salt = salt
+        self.source_env = tuple(source_env)  # c.DataOps.source_url_env
         self._synced_generation = -1
         self._sync_lock = threading.Lock()
 
@@ -144,6 +152,9 @@ class Catalog:
         row.tags = list(spec.tags)
         row.source = spec.source.model_dump()
         row.columns = {k: v.model_dump() for k, v in spec.columns.items()}
+
+    def _open(self, spec: Source) -> FileSource | SqlTableSource:
+        return open_source(spec, self.root, self.source_env)
 
     # lookups ------------------------------------------------------------------------------------
     def _row(self, s: Any, name: str) -> t.Dataset:
@@ -248,9 +259,7 @@ class Catalog:
         for row in rows:
             if latest[row.id] is None:  # never observed: look once, so access is accurate
                 try:
-                    latest[row.id] = self._current(
-                        row, open_source(self._spec(row).source, self.root)
-                    )
+                    latest[row.id] = self._current(row, self._open(self._spec(row).source))
                 except DataOpsError:
                     pass  # unreachable now; listed without its schema
         for row in rows:
@@ -281,7 +290,7 @@ class Catalog:
             row = self._row(s, name)
         spec = self._spec(row)
         if refresh:
-            self._current(row, open_source(spec.source, self.root))
+            self._current(row, self._open(spec.source))
         with self.store.session() as s:
             versions = list(
                 s.scalars(
@@ -329,7 +338,7 @@ class Catalog:
             row = self._row(s, name)
         if user.name != row.owner and user.name not in admins:
             raise Forbidden(f"only the owner ({row.owner}) or an admin may refresh {name!r}")
-        v = self._record_version(row.id, open_source(self._spec(row).source, self.root).snapshot())
+        v = self._record_version(row.id, self._open(self._spec(row).source).snapshot())
         return VersionInfo(
             fingerprint=v.fingerprint, row_count=v.row_count, observed_at=v.created_at
         )
@@ -343,6 +352,14 @@ class Catalog:
             raise InvalidRequest(f"invalid dataset source or columns: {e}") from None
         if isinstance(source, ParquetSource | CsvSource):
             workspace_path(self.root, fixed_prefix(source.path), "file sources")
+        elif not self.config.get().may_register_sql(user.name, user.groups):
+            # Before anything connects: a SQL source reaches the network with the URL's (or
+            # the server's) credentials.
+            raise Forbidden(
+                f"{user.name} may not register SQL sources: that is for admins and the users "
+                f"and groups of sql_source_registrars in {self.config.path}",
+                details={"field": "source.type"},
+            )
         spec = DatasetSpec(
             title=req.title,
             description=req.description,
@@ -351,7 +368,7 @@ class Catalog:
             source=source,
             columns=columns,
         )
-        src = open_source(spec.source, self.root)
+        src = self._open(spec.source)
         snap = src.snapshot()  # proves the source is readable before anything is written
         unknown = sorted(set(columns) - {c["name"] for c in snap.schema})
         if unknown:
@@ -384,7 +401,7 @@ class Catalog:
             with self.store.session() as s:
                 row = self._row(s, name)
             spec = self._spec(row)
-            source = open_source(spec.source, self.root)
+            source = self._open(spec.source)
             current = self._current(row, source)
             version = current.fingerprint
             facts = self._facts(row, current)

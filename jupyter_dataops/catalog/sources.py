@@ -14,7 +14,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from ..governance.compiler import (
     Column,
     GovernedSelect,
 )  # fmt: skip
+from ..governance.filters import SQLGLOT_DIALECTS, check_source_query
 from ..paths import GLOB_CHARS, STATE_DIR, in_state_dir
 
 BATCH_ROWS = 256 * 1024
@@ -191,23 +192,28 @@ def _closing_reader(reader: pa.RecordBatchReader, resource: Any) -> pa.RecordBat
     return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
-def expand_env(url: str) -> str:
+def expand_env(url: str, allowed: Sequence[str] = ()) -> str:
+    """``${NAME}`` replaced from the server's environment, for names the server's settings
+    allow (``c.DataOps.source_url_env``): whoever writes a source URL must not be able to
+    read the rest of the server's environment through it (its tokens, its keys)."""
+
     def sub(m: re.Match[str]) -> str:
-        if m.group(1) not in os.environ:
-            raise InvalidRequest(f"source URL uses ${{{m.group(1)}}}, which is not set")
-        return os.environ[m.group(1)]
+        name = m.group(1)
+        if name not in allowed:
+            raise InvalidRequest(
+                f"source URL uses ${{{name}}}, which is not in c.DataOps.source_url_env "
+                f"(the environment variables source URLs may use: "
+                f"{', '.join(allowed) or 'none'})",
+                details={"field": "source.url", "variable": name},
+            )
+        if name not in os.environ:
+            raise InvalidRequest(
+                f"source URL uses ${{{name}}}, which is not set",
+                details={"field": "source.url", "variable": name},
+            )
+        return os.environ[name]
 
     return _ENV.sub(sub, url)
-
-
-_SQLGLOT_DIALECT = {
-    "postgresql": "postgres",
-    "sqlite": "sqlite",
-    "mysql": "mysql",
-    "mariadb": "mysql",
-    "mssql": "tsql",
-    "oracle": "oracle",
-}
 
 
 class SqlTableSource:
@@ -221,34 +227,41 @@ class SqlTableSource:
 
     GOVERNED_IN_DUCKDB = "source_rows"
 
-    def __init__(self, spec: SqlSource) -> None:
+    def __init__(self, spec: SqlSource, env: Sequence[str] = ()) -> None:
         import sqlalchemy as sa
 
         self.spec = spec
         try:
-            self.url = sa.make_url(expand_env(spec.url))
+            self.url = sa.make_url(expand_env(spec.url, env))
         except sa.exc.ArgumentError as e:
-            raise InvalidRequest(f"invalid source URL: {e}") from None
+            raise InvalidRequest(
+                f"invalid source URL: {e}", details={"field": "source.url"}
+            ) from None
         self.backend = self.url.get_backend_name()
-        self.source_dialect = _SQLGLOT_DIALECT.get(self.backend, self.backend)
+        self.source_dialect = SQLGLOT_DIALECTS.get(self.backend, self.backend)
         # The dialect the governed statement is compiled for.
         self.dialect = "postgres" if self.backend == "postgresql" else "duckdb"
-        if spec.query is not None:
-            try:
-                parsed = sqlglot.parse(spec.query, read=self.source_dialect)
-            except sqlglot.errors.ParseError as e:
-                raise InvalidRequest(f"source query does not parse: {e}") from None
-            if len(parsed) != 1 or not isinstance(parsed[0], exp.Query):
-                raise InvalidRequest("source query must be one SELECT")
+        # What runs on the source is the checked tree, rendered again: never the text as given.
+        self.query = (
+            check_source_query(spec.query, self.source_dialect, "source.query")
+            if spec.query is not None
+            else None
+        )
+        self.version_query = (
+            check_source_query(spec.version_query, self.source_dialect, "source.version_query")
+            if spec.version_query
+            else None
+        )
 
     def native_relation(self) -> str:
         """The table or query, in the source's own SQL."""
-        if self.spec.table is not None:
-            return exp.to_table(self.spec.table, dialect=self.source_dialect).sql(
+        if self.query is None:
+            return exp.to_table(self.spec.table or "", dialect=self.source_dialect).sql(
                 dialect=self.source_dialect
             )
-        query = sqlglot.parse_one(self.spec.query or "", read=self.source_dialect)
-        sub = exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier("source")))
+        sub = exp.Subquery(
+            this=self.query.copy(), alias=exp.TableAlias(this=exp.to_identifier("source"))
+        )
         return sub.sql(dialect=self.source_dialect)
 
     def relation(self) -> exp.Expression:
@@ -400,8 +413,8 @@ class SqlTableSource:
         table = self._native(f"SELECT * FROM {rel} LIMIT 100").read_all()
         schema = schema_of(table.schema)
         (count,) = self._scalar_row(f"SELECT COUNT(*) FROM {rel}") or [None]
-        if self.spec.version_query:
-            marker: Any = self._scalar_row(self.spec.version_query)
+        if self.version_query is not None:
+            marker: Any = self._scalar_row(self.version_query.sql(dialect=self.source_dialect))
         elif self.backend == "postgresql" and self.spec.table:
             # Insert/update/delete counters change with every committed write.
             marker = self._scalar_row(
@@ -415,10 +428,11 @@ class SqlTableSource:
 
 
 def open_source(
-    spec: ParquetSource | CsvSource | SqlSource, root: Path
+    spec: ParquetSource | CsvSource | SqlSource, root: Path, env: Sequence[str] = ()
 ) -> FileSource | SqlTableSource:
+    """The source of a spec; ``env``: the environment variables SQL URLs may use."""
     if isinstance(spec, SqlSource):
-        return SqlTableSource(spec)
+        return SqlTableSource(spec, env)
     return FileSource(spec, root)
 
 
