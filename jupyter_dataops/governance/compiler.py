@@ -132,8 +132,8 @@ class GovernedSelect:
     dialect: str
 
     def sql(self) -> str:
-        """One statement: the governed relation as a subquery (DuckDB keeps the row filter
-        below the user's filter)."""
+        """One statement: the governed relation as a subquery (DuckDB evaluates the row
+        filter first; tests/server/test_security_barrier.py checks it)."""
         return self._over(exp.Subquery(this=self.governed.copy(), alias=_alias()))
 
     def governed_sql(self) -> str:

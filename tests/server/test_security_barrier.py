@@ -146,3 +146,11 @@ def test_comparisons_still_use_the_sources_indexes(jp_serverapp, workspace, pg_u
     assert "Index" in barrier and "customers_id" in barrier, barrier
     assert "Index" not in fenced, fenced
     assert [r[0] for r in rows] == [25000]
+
+
+async def test_duckdb_also_runs_the_filter_on_visible_rows_only(pull, workspace):  # noqa: F811
+    """Files (DuckDB) get the one-statement form: DuckDB evaluates the row filter first."""
+    for probed in (3, 4, 5, 7):
+        code, t, _ = await pull("alice", "customers", where=PROBE.format(probed))
+        assert code == 200, (probed, t)
+        assert sorted(t.column("id").to_pylist()) == probe_answer(probed), probed
