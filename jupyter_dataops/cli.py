@@ -277,6 +277,10 @@ class RunApp(_Sub):
             raise InvalidRequest("give a notebook path or --job NAME")
         p = self.open_platform()
         try:
+            if self.wait:
+                # Its own identity, taken before the run is queued: this process executes
+                # that run and no other (never a running server's queue).
+                p.jobs.become_dispatcher("run")
             user = p.principal(p.kernel_owner())
             rel = None
             if self.extra_args:
@@ -309,7 +313,7 @@ class RunApp(_Sub):
         from .jobs.service import TERMINAL
 
         user = p.principal(p.kernel_owner())
-        executor = p.executor(_running_server_url(p.root), workers=1, warm=0)
+        executor = p.executor(_running_server_url(p.root), workers=1, warm=0, kind="run")
         await executor.start()
         try:
             while True:
@@ -354,9 +358,9 @@ class SchedulerApp(_Sub):
             level=logging.INFO, format="[%(asctime)s %(levelname)s] %(message)s", stream=sys.stderr
         )
         p = self.open_platform()
-        # Its own host: its executor runs (and after a crash recovers) only the runs it queued,
+        # Its own identity: it executes (and after a crash recovers) only the runs it queued,
         # never those of a Jupyter server on the same machine and workspace.
-        p.jobs.host = f"{p.jobs.host}#scheduler"
+        p.jobs.become_dispatcher("scheduler")
         try:
             asyncio.run(self._serve(p))
         finally:
@@ -373,7 +377,9 @@ class SchedulerApp(_Sub):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        executor = p.executor(_running_server_url(p.root), workers=self.workers or None)
+        executor = p.executor(
+            _running_server_url(p.root), workers=self.workers or None, kind="scheduler"
+        )
         offset = timedelta(seconds=self.clock_offset)
         scheduler = Scheduler(
             p.jobs,

@@ -146,6 +146,13 @@ class Mask(_Strict):
         return self
 
 
+class Registrars(_Strict):
+    """Who, besides admins, may register SQL sources through the API."""
+
+    users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+
+
 class WorkspaceConfig(_Strict):
     """The schema of dataops.yaml."""
 
@@ -159,6 +166,11 @@ class WorkspaceConfig(_Strict):
     datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
     grants: list[Grant] = Field(default_factory=list)
     masks: list[Mask] = Field(default_factory=list)
+    sql_source_registrars: Registrars = Field(
+        default_factory=Registrars,
+        description="Users and groups who may register SQL datasets (admins always may); "
+        "file datasets in the workspace anyone may register.",
+    )
 
     @field_validator("version")
     @classmethod
@@ -178,6 +190,10 @@ class WorkspaceConfig(_Strict):
     def groups_of(self, user: str) -> list[str]:
         return sorted(name for name, g in self.groups.items() if user in g.members)
 
+    def may_register_sql(self, user: str, groups: Any = ()) -> bool:
+        r = self.sql_source_registrars
+        return user in self.admins or user in r.users or bool(set(groups) & set(r.groups))
+
     def cross_check(self) -> list[tuple[tuple[Any, ...], str]]:
         """References to things that do not exist, as (location, message)."""
         problems: list[tuple[tuple[Any, ...], str]] = []
@@ -194,6 +210,20 @@ class WorkspaceConfig(_Strict):
                 err = check_row_filter(g.row_filter)
                 if err:
                     problems.append((("grants", i, "row_filter"), err))
+        for j, name in enumerate(self.sql_source_registrars.groups):
+            if name not in self.groups:
+                problems.append((("sql_source_registrars", "groups", j), f"unknown group {name!r}"))
+        for name, d in self.datasets.items():
+            if isinstance(d.source, SqlSource):
+                from .governance.filters import QueryError, check_source_query, sqlglot_dialect
+
+                for key in ("query", "version_query"):
+                    text = getattr(d.source, key)
+                    try:
+                        if text is not None:
+                            check_source_query(text, sqlglot_dialect(d.source.url), key)
+                    except QueryError as e:
+                        problems.append((("datasets", name, "source", key), e.message))
         for i, m in enumerate(self.masks):
             for j, name in enumerate(m.datasets):
                 if name not in self.datasets:

@@ -51,8 +51,10 @@ class Platform:
         )
         from .catalog.service import Catalog
 
-        self.catalog = Catalog(self.store, self.config, self.root, self.mask_salt)
-        from .jobs.notify import Notifier, SmtpSettings
+        self.catalog = Catalog(
+            self.store, self.config, self.root, self.mask_salt, settings.source_url_env
+        )
+        from .jobs.notify import Notifier, SmtpSettings, WebhookPolicy
         from .jobs.service import JobService
 
         smtp = SmtpSettings(
@@ -63,7 +65,11 @@ class Platform:
             password=settings.smtp_password,
             starttls=settings.smtp_starttls,
         )
-        self.notifier = Notifier(self.store, self.keys.webhook_key, smtp)
+        webhooks = WebhookPolicy(
+            allowed_hosts=tuple(settings.webhook_allowed_hosts),
+            allowed_networks=tuple(settings.webhook_allowed_networks),
+        )
+        self.notifier = Notifier(self.store, self.keys.webhook_key, smtp, webhooks=webhooks)
         self.jobs = JobService(
             self.store,
             self.root,
@@ -179,8 +185,15 @@ class Platform:
             counts=self.counts(),
         )
 
-    def executor(self, server_url: str, workers: int | None = None, warm: int | None = None) -> Any:
-        """The run dispatcher (local runners, and Dask when configured) for this workspace."""
+    def executor(
+        self,
+        server_url: str,
+        workers: int | None = None,
+        warm: int | None = None,
+        kind: str = "server",
+    ) -> Any:
+        """The run dispatcher (local runners, and Dask when configured) for this workspace;
+        ``kind`` names its identity (see jobs/dispatchers.py)."""
         from .jobs.executors.local import LocalExecutor
 
         if server_url:
@@ -194,6 +207,7 @@ class Platform:
             dask_scheduler_address=self.settings.dask_scheduler_address,
             fork_kernels=self.settings.fork_kernels,
             kernel_preload=tuple(self.settings.kernel_preload),
+            kind=kind,
         )
 
     def is_admin(self, user: Principal) -> bool:
@@ -202,4 +216,5 @@ class Platform:
     def close(self) -> None:
         self._query_pool.shutdown(wait=False, cancel_futures=True)
         self.notifier.close()  # deliveries under way finish and are recorded
+        self.jobs.stop_dispatching()
         self.store.close()

@@ -156,6 +156,45 @@ class DataOps(LoggingConfigurable):
         False, help="Upgrade the SMTP connection with STARTTLS before logging in and sending."
     ).tag(config=True)
 
+    source_url_env = List(
+        Unicode(),
+        default_value=[],
+        help="Environment variables SQL source URLs may use as ${NAME}, e.g. ['WAREHOUSE_PASSWORD']"
+        " (in dataops.yaml and in registered datasets alike). Default: none, so no source URL "
+        "can read the server's environment.",
+    ).tag(config=True)
+
+    webhook_allowed_hosts = List(
+        Unicode(),
+        default_value=[],
+        help="Hosts job webhooks may call. Empty (the default): any host whose addresses are "
+        "public. Otherwise only these: names (hooks.example.com), wildcards (*.example.com) "
+        "or networks the host's addresses are in (203.0.113.0/24). Checked when a job is "
+        "defined (400) and at every delivery.",
+    ).tag(config=True)
+
+    webhook_allowed_networks = List(
+        Unicode(),
+        default_value=[],
+        help="Networks of non-public addresses job webhooks may reach anyway, e.g. "
+        "['10.20.0.0/16']. Loopback, link-local (cloud metadata), private, reserved and "
+        "multicast addresses are refused unless listed here, after DNS resolution.",
+    ).tag(config=True)
+
+    @validate("webhook_allowed_networks")
+    def _validate_networks(self, proposal: dict) -> list[str]:
+        import ipaddress
+
+        for entry in proposal["value"]:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise TraitError(
+                    f"DataOps.webhook_allowed_networks: {entry!r} is not a network "
+                    "(e.g. 10.0.0.0/8 or 127.0.0.1)"
+                ) from None
+        return list(proposal["value"])
+
     @default("smtp_from")
     def _default_smtp_from(self) -> str:
         return f"dataops@{socket.gethostname() or 'localhost'}"

@@ -9,7 +9,7 @@ import difflib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from ..exceptions import (
     NotFound,
 )  # fmt: skip
 from ..governance import audit
-from ..governance.compiler import compile_select
+from ..governance.compiler import GovernedSelect, compile_read
 from ..governance.filters import parse_user_filter
 from ..governance.policy import DatasetFacts, Decision, decide
 from ..identity import Principal
@@ -41,6 +41,7 @@ from ..models import (
     RegisterDatasetRequest,
     VersionInfo,
 )  # fmt: skip
+from ..paths import fixed_prefix, workspace_path
 from ..store import Store, redact_url
 from ..store import tables as t
 from .sources import FileSource, Snapshot, SqlTableSource, columns_of, open_source
@@ -80,7 +81,7 @@ class Plan:
 
     dataset: str
     version: str
-    sql: str
+    sql: GovernedSelect  # what ``source.execute`` runs
     source: FileSource | SqlTableSource
     columns: list[str]
     decision: Decision
@@ -105,11 +106,19 @@ class Plan:
 
 
 class Catalog:
-    def __init__(self, store: Store, config_loader: Any, root: Path, salt: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config_loader: Any,
+        root: Path,
+        salt: str,
+        source_env: Sequence[str] = (),
+    ) -> None:
         self.store = store
         self.config = config_loader
         self.root = root
         self.salt = salt
+        self.source_env = tuple(source_env)  # c.DataOps.source_url_env
         self._synced_generation = -1
         self._sync_lock = threading.Lock()
 
@@ -146,6 +155,9 @@ class Catalog:
         row.tags = list(spec.tags)
         row.source = spec.source.model_dump()
         row.columns = {k: v.model_dump() for k, v in spec.columns.items()}
+
+    def _open(self, spec: Source) -> FileSource | SqlTableSource:
+        return open_source(spec, self.root, self.source_env)
 
     # lookups ------------------------------------------------------------------------------------
     def _row(self, s: Any, name: str) -> t.Dataset:
@@ -250,9 +262,7 @@ class Catalog:
         for row in rows:
             if latest[row.id] is None:  # never observed: look once, so access is accurate
                 try:
-                    latest[row.id] = self._current(
-                        row, open_source(self._spec(row).source, self.root)
-                    )
+                    latest[row.id] = self._current(row, self._open(self._spec(row).source))
                 except DataOpsError:
                     pass  # unreachable now; listed without its schema
         for row in rows:
@@ -283,7 +293,7 @@ class Catalog:
             row = self._row(s, name)
         spec = self._spec(row)
         if refresh:
-            self._current(row, open_source(spec.source, self.root))
+            self._current(row, self._open(spec.source))
         with self.store.session() as s:
             versions = list(
                 s.scalars(
@@ -332,7 +342,7 @@ class Catalog:
             row = self._row(s, name)
         if user.name != row.owner and user.name not in admins:
             raise Forbidden(f"only the owner ({row.owner}) or an admin may refresh {name!r}")
-        v = self._record_version(row.id, open_source(self._spec(row).source, self.root).snapshot())
+        v = self._record_version(row.id, self._open(self._spec(row).source).snapshot())
         return VersionInfo(
             fingerprint=v.fingerprint, row_count=v.row_count, observed_at=v.created_at
         )
@@ -345,9 +355,15 @@ class Catalog:
         except (ValidationError, TypeError) as e:
             raise InvalidRequest(f"invalid dataset source or columns: {e}") from None
         if isinstance(source, ParquetSource | CsvSource):
-            path = (self.root / source.path).resolve()
-            if not path.is_relative_to(self.root.resolve()):
-                raise Forbidden(f"file sources must be inside the workspace ({self.root})")
+            workspace_path(self.root, fixed_prefix(source.path), "file sources")
+        elif not self.config.get().may_register_sql(user.name, user.groups):
+            # Before anything connects: a SQL source reaches the network with the URL's (or
+            # the server's) credentials.
+            raise Forbidden(
+                f"{user.name} may not register SQL sources: that is for admins and the users "
+                f"and groups of sql_source_registrars in {self.config.path}",
+                details={"field": "source.type"},
+            )
         spec = DatasetSpec(
             title=req.title,
             description=req.description,
@@ -356,7 +372,7 @@ class Catalog:
             source=source,
             columns=columns,
         )
-        src = open_source(spec.source, self.root)
+        src = self._open(spec.source)
         snap = src.snapshot()  # proves the source is readable before anything is written
         unknown = sorted(set(columns) - {c["name"] for c in snap.schema})
         if unknown:
@@ -389,7 +405,7 @@ class Catalog:
             with self.store.session() as s:
                 row = self._row(s, name)
             spec = self._spec(row)
-            source = open_source(spec.source, self.root)
+            source = self._open(spec.source)
             current = self._current(row, source)
             version = current.fingerprint
             facts = self._facts(row, current)
@@ -415,7 +431,7 @@ class Catalog:
                 raise InvalidRequest("columns lists a column twice")
             kinds = {c["name"]: c["kind"] for c in current.schema}
             where = parse_user_filter(req.where, kinds) if req.where else None
-            sql = compile_select(
+            sql = compile_read(
                 source.relation(),
                 columns_of(current.schema),
                 decision,

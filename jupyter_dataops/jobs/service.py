@@ -29,8 +29,11 @@ from ..models import (
     RunInfo,
     RunRequest,
 )  # fmt: skip
+from ..paths import STATE_DIR, workspace_path
 from ..store import Store
 from ..store import tables as t
+from . import dispatchers
+from .dispatchers import DispatcherLock
 from .parameters import infer_parameters, notebook_hash, read_notebook, validate_parameters
 from .storage import OutputStorage
 
@@ -80,17 +83,33 @@ class JobService:
         self.root = root
         self.tokens = tokens
         self._admins = admins  # callable -> list of admin names (the policy can change)
-        self.runs_dir = root / ".dataops" / "runs"
-        self.host = f"{socket.gethostname()}:{root}"
+        self.runs_dir = root / STATE_DIR / "runs"
+        # The machine and workspace; each dispatcher serves its own identity under it.
+        self.base_host = f"{socket.gethostname()}:{root}"
+        self.host = self.base_host  # whose queue submissions go to (and which one this runs)
+        self.dispatchers_dir = root / STATE_DIR / "dispatchers"
+        self._dispatcher: DispatcherLock | None = None
+
+    # dispatcher identity -------------------------------------------------------------------------
+    def become_dispatcher(self, kind: str = "server") -> str:
+        """Take the first free identity of ``kind`` (server, scheduler, run) for this process:
+        runs submitted here from now on are queued for it, and only it executes them."""
+        if self._dispatcher is None:
+            self._dispatcher = dispatchers.take(self.dispatchers_dir, self.base_host, kind)
+            self.host = self._dispatcher.host
+        return self.host
+
+    def stop_dispatching(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.release()
+            self._dispatcher = None
 
     # helpers -------------------------------------------------------------------------------------
     def _is_admin(self, user: Principal) -> bool:
         return user.name in self._admins()
 
     def _notebook(self, rel: str) -> Path:
-        p = (self.root / rel).resolve()
-        if not p.is_relative_to(self.root.resolve()):
-            raise Forbidden(f"notebooks must be inside the workspace ({self.root})")
+        p = workspace_path(self.root, rel, "notebooks")
         if p.suffix != ".ipynb":
             raise InvalidRequest(f"{rel} is not a notebook (.ipynb)")
         if not p.is_file():
@@ -525,8 +544,11 @@ class JobService:
         status: str,
         error: dict[str, Any] | None = None,
         outputs: dict[str, str] | None = None,
+        *,
+        retry_host: str | None = None,
     ) -> str | None:
-        """Record the end of a run; returns the id of a retry when the policy wants one.
+        """Record the end of a run; returns the id of a retry when the policy wants one
+        (queued for ``retry_host``, by default the dispatcher the run was queued for).
 
         A run that ends for good (no retry follows; not cancelled) is then handed to the
         notifier, once its final state is committed.
@@ -550,12 +572,16 @@ class JobService:
                     self._share(run_id, set(found) - {"input"})
                 except Exception as e:  # the run's record stands; its files stay local
                     r.progress = {**r.progress, "storage_error": f"{type(e).__name__}: {e}"}
-            retry_id = self._retry(s, r) if status in ("failed", "timed_out") else None
+            retry_id = (
+                self._retry(s, r, retry_host or r.host)
+                if status in ("failed", "timed_out")
+                else None
+            )
         if retry_id is None and status != "cancelled" and self.notifier is not None:
             self.notifier.run_ended(run_id)
         return retry_id
 
-    def _retry(self, s: Any, r: t.Run) -> str | None:
+    def _retry(self, s: Any, r: t.Run, host: str) -> str | None:
         """Queue the retry of a failed attempt when its definition's policy wants one."""
         if r.job_id is None:
             return None
@@ -569,7 +595,7 @@ class JobService:
             notebook_path=r.notebook_path, notebook_hash=r.notebook_hash,
             parameters=r.parameters, kernel_name=r.kernel_name, executor=r.executor,
             trigger="retry", triggered_by=r.triggered_by, retry_of=r.id,
-            attempt=r.attempt + 1, timeout_s=r.timeout_s, host=r.host,
+            attempt=r.attempt + 1, timeout_s=r.timeout_s, host=host,
             progress={"output_formats": r.progress.get("output_formats", [])},
             not_before=utcnow() + timedelta(seconds=backoff),
             outputs={"input": OUTPUT_FILES["input"]})  # fmt: skip
@@ -583,21 +609,36 @@ class JobService:
         s.add(retry)
         return retry.id
 
-    def recover(self) -> list[str]:
-        """After a restart: runs this server had running are lost (failed, retried per
-        policy); returns the retries created."""
+    def recover(self, own: bool = True) -> list[str]:
+        """Fail as lost the runs left running by a dispatcher of this machine and workspace
+        that is gone: this one's previous incarnation (``own``, at start: a restarted server
+        gets its identity back) and any other whose process ended (a killed
+        ``jupyter dataops run --wait``). Live dispatchers' runs are never touched. Retries
+        follow each run's policy and are queued here; returns their ids."""
         with self.store.session() as s:
-            lost = list(
-                s.scalars(
-                    select(t.Run.id).where(t.Run.status == "running", t.Run.host == self.host)
+            rows = s.execute(
+                select(t.Run.id, t.Run.host).where(
+                    t.Run.status == "running",
+                    or_(
+                        t.Run.host == self.base_host,
+                        t.Run.host.startswith(f"{self.base_host}#", autoescape=True),
+                    ),
                 )
-            )
+            ).all()
+        gone: dict[str, bool] = {}
         retries = []
-        for run_id in lost:
+        for run_id, host in rows:
+            if host not in gone:
+                mine = host == self.host
+                gone[host] = own if mine else not dispatchers.alive(self.dispatchers_dir, host)
+            if not gone[host]:
+                continue
+            who = dispatchers.describe(host, self.base_host)
             retry = self.finish(
                 run_id,
                 "failed",
-                {"reason": "lost", "message": "the server stopped while this run was running"},
+                {"reason": "lost", "message": f"{who} stopped while this run was running"},
+                retry_host=self.host,
             )
             if retry:
                 retries.append(retry)
