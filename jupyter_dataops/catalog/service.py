@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -50,6 +51,13 @@ _SOURCE = TypeAdapter(Source)
 log = logging.getLogger(__name__)
 
 
+_SQLSTATE = re.compile(r"SQLSTATE:? ?([0-9A-Z]{5})")
+_PG_DATA_EXCEPTION = re.compile(
+    r"ERROR:\s+(division by zero|\w+ out of range|invalid input syntax|numeric field overflow"
+    r"|value too long|invalid regular expression)"
+)
+
+
 def engine_error(e: BaseException, dataset: str = "") -> DataOpsError:
     """An engine failure as a user error: the one path for every read (pull and preview).
 
@@ -59,8 +67,22 @@ def engine_error(e: BaseException, dataset: str = "") -> DataOpsError:
     if isinstance(e, DataOpsError):
         return e
     name = type(e).__name__
-    log.warning("governed read of %r failed in the engine: %s", dataset, name)
-    if name in (
+    # Drivers give the SQLSTATE as an attribute, or (through Arrow streams) only in their text;
+    # only the code is kept from it.
+    sqlstate = str(getattr(e, "sqlstate", "") or "")
+    if not sqlstate and (m := _SQLSTATE.search(str(e))):
+        sqlstate = m.group(1)
+    if not sqlstate and _PG_DATA_EXCEPTION.search(str(e)):
+        sqlstate = "22000"  # libpq's text through an Arrow stream carries no code
+    log.warning(
+        "governed read of %r failed in the engine: %s%s",
+        dataset,
+        name,
+        f" (SQLSTATE {sqlstate})" if sqlstate else "",
+    )
+    # SQL's class 22 is "data exception" (division by zero, overflow, bad cast): the read's
+    # own expression failed on some row, not the source.
+    if sqlstate.startswith("22") or name in (
         "ConversionException",
         "BinderException",
         "InvalidInputException",

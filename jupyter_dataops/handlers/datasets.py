@@ -207,14 +207,16 @@ class PullHandler(DataOpsHandler):
                 reader = plan.open()
                 sink = _Chunks()
                 with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), reader.schema) as writer:
-                    put(sink.take())  # the schema: headers can go out now
+                    # Headers go out with the first batch, not the schema: an engine that
+                    # fails on its first rows (PostgreSQL evaluates as it streams) is then a
+                    # JSON error like any other, not a broken stream.
                     for batch in reader:
                         if cancelled:
                             raise ConnectionAbortedError("client went away")
                         writer.write_batch(batch)
                         rows += batch.num_rows
                         put(sink.take())
-                put(sink.take())  # end-of-stream marker
+                put(sink.take())  # end-of-stream marker (with the schema, if no rows)
                 catalog.finish(user, plan, "read", rows)
                 put(_EOS)
             except BaseException as e:  # the handler turns it into a JSON error or an abort

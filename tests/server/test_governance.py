@@ -395,6 +395,10 @@ async def test_postgres_source_is_governed_in_the_database(pull, workspace, pg_u
     assert rows[1]["email"] == "****e.eu" and rows[1]["balance"] == 1200.0
     code, t, _ = await pull("bob", "customers", where="plan = 'pro'", columns=["id", "email"])
     assert sorted(t.to_pylist(), key=lambda r: r["id"])[0] == {"id": 1, "email": EMAILS[0]}
+    # PostgreSQL fails on its first rows while it streams: still the same JSON 400.
+    for where in RUNTIME_FAILURES:
+        code, body, _ = await pull("bob", "customers", where=where)
+        assert code == 400 and body["error"]["code"] == "invalid_request", (where, body)
 
 
 async def test_unreachable_sql_source_is_502_without_secrets(pull, workspace):
