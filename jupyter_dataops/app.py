@@ -54,9 +54,10 @@ class DataOpsApp(ExtensionApp):
         # Startup is the one place blocking store work is fine: the loop is not serving yet.
         self.platform = Platform(settings, self.serverapp.root_dir)
         self.settings["dataops"] = self.platform
-        if settings.mode == "service":
-            self._use_hub_directory()
-        else:
+        # Under JupyterHub (the service, or a user's server in personal mode), the groups of
+        # users who are not asking come from the Hub.
+        self._use_hub_directory()
+        if settings.mode != "service":
             self._export_kernel_env()
         self.log.info(
             "DataOps: %s, workspace %s, store %s (revision %s)",
@@ -73,8 +74,8 @@ class DataOpsApp(ExtensionApp):
         os.environ[SCHEME_ENV] = "token"
 
     def _use_hub_directory(self) -> None:
-        """Groups of users who are not the one asking (job owners, scheduled runs) come from
-        the Hub when the service is a Hub-managed one."""
+        """Groups of users who are not the one asking (a kernel's or a job's token, scheduled
+        runs) come from the Hub, asked with this process's own Hub API token."""
         from .team.hub import HubDirectory
 
         assert self.platform is not None

@@ -33,6 +33,7 @@ AUTH_SCHEME = "DataOps"
 ISSUER = "jupyter-dataops"
 ALGORITHM = "HS256"
 DEFAULT_TTL_S = 3600.0
+GROUP_PREFIX = "group:"
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,13 @@ class Principal:
     display_name: str = ""
     groups: tuple[str, ...] = field(default_factory=tuple)
     scope: str = "user"  # "user" (browser/REST), "kernel", or "run:<id>" for a job's kernel
+    # The person acting when ``name`` is not one: the member who triggered a group job's run.
+    actor: str | None = None
+
+    @property
+    def is_group(self) -> bool:
+        """A team (``group:<name>``): the owner of a group's jobs and their runs."""
+        return self.name.startswith(GROUP_PREFIX)
 
     @property
     def label(self) -> str:

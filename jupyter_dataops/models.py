@@ -203,9 +203,16 @@ class RegisterDatasetRequest(_Model):
 class AuditEventInfo(_Model):
     id: int
     at: datetime
-    user: str
+    user: str = Field(description="Whose rights were used: a user, or `group:<name>`.")
+    actor: str | None = Field(
+        default=None, description="The person who acted, when `user` is a group's job run."
+    )
     scope: str
-    action: str
+    action: str = Field(
+        description="read, preview; job.create, job.update, job.delete, run.submit, "
+        "run.cancel, run.rerun"
+    )
+    target: str | None = Field(default=None, description="job:<name> or run:<id>.")
     dataset: str
     version: str | None
     columns: list[str]
@@ -329,6 +336,12 @@ class JobDefinitionRequest(_Model):
     notify: NotifySettings | None = Field(
         default=None, description="Webhooks and e-mails when a run ends for good."
     )
+    owner_group: str | None = Field(
+        default=None,
+        description="A group you are in: the job then belongs to the team (owner "
+        "`group:<name>`). Any member may change, pause or run it; its runs act with the "
+        "group's grants, never the union of its members'; it outlives its author.",
+    )
 
 
 class JobDefinitionPatch(_Patch):
@@ -349,6 +362,7 @@ class JobDefinitionPatch(_Patch):
     paused: bool | None = None
     catchup: str | None = Field(default=None, pattern=r"^(once|skip)$")
     notify: NotifySettings | None = Field(default=None, description="null removes it.")
+    owner_group: str | None = Field(default=None, description="Hand the job to a team you are in.")
 
 
 class JobDefinitionInfo(_Model):

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from . import __version__
 from .config import ConfigLoader, WorkspaceConfig
-from .identity import KeyRing, Principal, TokenSigner
+from .identity import GROUP_PREFIX, KeyRing, Principal, TokenSigner
 from .models import Counts, StatusResponse, StoreInfo, UserInfo, WorkspaceInfo
 from .settings import DataOps
 from .store import Store
@@ -106,10 +106,23 @@ class Platform:
         request (``extra_groups``), or else those of the directory (JupyterHub's, for users
         who are not the one asking: job owners, scheduled runs).
         """
+        if name.startswith(GROUP_PREFIX):
+            # A team acts with its own grants: the group's, never the union of its members'.
+            return Principal(name, display_name or name, (name[len(GROUP_PREFIX) :],), scope)
         if extra_groups is None:
             extra_groups = self.directory.groups_of(name) if self.directory else ()
         groups = set(self.workspace_config().groups_of(name)) | set(extra_groups)
         return Principal(name, display_name or name, tuple(sorted(groups)), scope)
+
+    def run_principal(self, name: str, scope: str) -> Principal:
+        """The principal of a job run's token (blocking): its owner, and the member who
+        triggered it when the owner is a team."""
+        p = self.principal(name, scope=scope)
+        if p.is_group and scope.startswith("run:"):
+            with self.store.session() as s:
+                actor = s.scalar(select(t.Run.triggered_by).where(t.Run.id == scope[4:]))
+            p = Principal(p.name, p.display_name, p.groups, p.scope, actor=actor or None)
+        return p
 
     def token_lives(self, claims: dict[str, Any]) -> bool:
         """Whether what a verified DataOps token is bound to still lives (blocking).

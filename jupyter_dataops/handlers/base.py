@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from tornado import web
 
 from ..exceptions import DataOpsError, Forbidden, InvalidRequest, NotFound, Unauthorized
-from ..identity import AUTH_SCHEME, Principal, TokenError
+from ..identity import AUTH_SCHEME, GROUP_PREFIX, Principal, TokenError
 from ..platform import Platform
 
 M = TypeVar("M", bound=BaseModel)
@@ -111,6 +111,11 @@ class DataOpsIdentity:
         return self._inner.is_token_authenticated(handler)
 
 
+class _TokenAuthorizer:
+    def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+        return resource == AUTH_RESOURCE
+
+
 _GONE = {
     "kernel": "the DataOps token's kernel is no longer running",
     "run": "the DataOps token's run is no longer running",
@@ -131,6 +136,15 @@ class DataOpsHandler(ExtensionHandlerMixin, APIHandler):
     @property
     def identity_provider(self) -> Any:
         return DataOpsIdentity(self.settings["identity_provider"], self.platform)
+
+    @property
+    def authorizer(self) -> Any:
+        # A DataOps token is this server's own credential, checked (and scoped) here: the
+        # server's authorizer knows only its identity provider's users (JupyterHub's reads
+        # `user.hub_user`, which a token's user has not).
+        if isinstance(self.current_user, TokenUser):
+            return _TokenAuthorizer()
+        return super().authorizer
 
     async def prepare(self) -> None:  # type: ignore[override]
         """Authenticate (401), check the credential's scope (403), resolve the principal.
@@ -175,11 +189,14 @@ class DataOpsHandler(ExtensionHandlerMixin, APIHandler):
         # Blocking: reading dataops.yaml (when it changed) happens here, off the event loop.
         user = self.current_user
         if isinstance(user, TokenUser):
-            return self.platform.principal(user.username, scope=user.scope)
+            return self.platform.run_principal(user.username, user.scope)
         idp = self.settings["identity_provider"]
         if type(idp) in (IdentityProvider, PasswordIdentityProvider):
             # A personal server: Jupyter only knows anonymous token users here.
             return self.platform.principal(self.platform.settings.local_user)
+        if user.username.startswith(GROUP_PREFIX):
+            # That name is how a team's jobs act: no person may take it.
+            raise Forbidden(f"user names may not start with {GROUP_PREFIX!r}")
         groups = getattr(user, "groups", None)  # the service's standalone users
         if groups is None:
             groups = (getattr(user, "hub_user", None) or {}).get("groups") or ()

@@ -19,7 +19,8 @@ from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..exceptions import Conflict, Forbidden, InvalidRequest, NotFound, Unavailable
-from ..identity import Principal, TokenSigner
+from ..governance import audit
+from ..identity import GROUP_PREFIX, Principal, TokenSigner
 from ..models import (
     JobDefinitionInfo,
     JobDefinitionPatch,
@@ -131,15 +132,28 @@ class JobService:
             ParameterInfo(name=k, **v) for k, v in infer_parameters(self._notebook(rel)).items()
         ]
 
+    @staticmethod
+    def _owns(user: Principal, owner: str) -> bool:
+        """The owner, or a member of the team (``group:<name>``) that owns it."""
+        if owner == user.name:
+            return True
+        return owner.startswith(GROUP_PREFIX) and owner[len(GROUP_PREFIX) :] in user.groups
+
+    @staticmethod
+    def _owned_by(user: Principal) -> list[str]:
+        """The owners whose jobs and runs are this user's: theirs, and their teams'."""
+        return [user.name, *(f"{GROUP_PREFIX}{g}" for g in user.groups)]
+
     def _visible(self, user: Principal, owner: str) -> None:
-        if owner != user.name and not self._is_admin(user):
+        if not self._owns(user, owner) and not self._is_admin(user):
             raise NotFound("no such run or job for you")  # do not reveal others' objects
 
     def _acts_as(self, user: Principal, owner: str, what: str) -> None:
-        """Only the owner may do what makes code run as the owner (runs execute with the
-        owner's data rights). Admins manage and read others' jobs; they do not act for them."""
+        """Only the owner (for a team's job: any member) may do what makes code run as the
+        owner (runs execute with the owner's data rights). Admins manage and read others'
+        jobs; they do not act for them."""
         self._visible(user, owner)
-        if owner != user.name:
+        if not self._owns(user, owner):
             raise Forbidden(
                 f"only {owner}, the owner, may {what}; admins may read, pause, resume, cancel "
                 "and delete it",
@@ -199,12 +213,13 @@ class JobService:
         self._check_formats(req.output_formats)
         notify = req.notify.model_dump() if req.notify is not None else None
         self._check_notify(notify)
+        owner = self._team_owner(user, req.owner_group) if req.owner_group else user.name
         with self.store.session() as s:
             if s.scalar(select(t.JobDefinition).where(t.JobDefinition.name == req.name)):
                 raise Conflict(f"a job named {req.name!r} exists")
             j = t.JobDefinition(
                 name=req.name, description=req.description, notebook_path=req.notebook_path,
-                owner=user.name, parameters=params, kernel_name=kernel, executor=req.executor,
+                owner=owner, parameters=params, kernel_name=kernel, executor=req.executor,
                 schedule=req.schedule, timezone=req.timezone, timeout_s=req.timeout_s,
                 max_retries=req.max_retries, retry_backoff_s=req.retry_backoff_s,
                 concurrency=req.concurrency, tags=req.tags,
@@ -212,7 +227,23 @@ class JobService:
                 catchup=req.catchup, notify=notify)  # fmt: skip
             s.add(j)
             s.flush()
+            self._audit(s, user, "job.create", f"job:{j.name}")
             return self._definition_info(j)
+
+    @staticmethod
+    def _team_owner(user: Principal, group: str) -> str:
+        if group not in user.groups:
+            raise Forbidden(
+                f"only members of {group!r} may give it a job; you are in: "
+                f"{', '.join(user.groups) or 'no group'}",
+                details={"field": "owner_group"},
+            )
+        return f"{GROUP_PREFIX}{group}"
+
+    def _audit(self, s: Any, user: Principal, action: str, target: str, reason: str = "") -> None:
+        """Who changed which job or run, in the transaction of the change itself."""
+        audit.record(self.store, audit.AuditEntry(user=user, action=action, decision="allowed",
+                                                  target=target, reason=reason), s)  # fmt: skip
 
     @staticmethod
     def _check_formats(formats: list[str] | None) -> None:
@@ -252,15 +283,25 @@ class JobService:
                 # Whole, with its defaults: a patch replaces the notify settings.
                 changes["notify"] = patch.notify.model_dump() if patch.notify else None
                 self._check_notify(changes["notify"])
+            if "owner_group" in changes:  # handed to a team the user is in
+                group = changes.pop("owner_group")
+                if group is None:
+                    raise InvalidRequest(
+                        "owner_group: a job stays with its team; name another group",
+                        details={"field": "owner_group"},
+                    )
+                changes["owner"] = self._team_owner(user, group)
             for k, v in changes.items():
                 setattr(j, k, v)
             s.flush()
+            self._audit(s, user, "job.update", f"job:{j.name}", ", ".join(sorted(changes)))
             return self._definition_info(j)
 
     def delete_job(self, user: Principal, ref: str) -> None:
         with self.store.session() as s:
             j = self._job(s, ref)
             self._visible(user, j.owner)
+            self._audit(s, user, "job.delete", f"job:{j.name}")
             s.delete(j)  # its runs stay (job_id becomes NULL): history is never lost
 
     def get_job(self, user: Principal, ref: str) -> JobDefinitionInfo:
@@ -273,7 +314,7 @@ class JobService:
         with self.store.session() as s:
             q = select(t.JobDefinition).order_by(t.JobDefinition.name)
             if not self._is_admin(user):
-                q = q.where(t.JobDefinition.owner == user.name)
+                q = q.where(t.JobDefinition.owner.in_(self._owned_by(user)))
             return [self._definition_info(j) for j in s.scalars(q)]
 
     # runs ----------------------------------------------------------------------------------------
@@ -367,6 +408,8 @@ class JobService:
                     claim(s, run)
                 s.add(run)
                 s.flush()
+                what = f"job:{job.name}" if job else f"notebook:{rel}"
+                self._audit(s, user, "run.submit", f"run:{run.id}", f"{trigger} {what}")
                 return self.run_info(s, run), True
         except IntegrityError:  # the same idempotency key, submitted concurrently
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -419,7 +462,7 @@ class JobService:
         with self.store.session() as s:
             q = select(t.Run).order_by(t.Run.created_at.desc()).limit(limit)
             if not self._is_admin(user):
-                q = q.where(t.Run.owner == user.name)
+                q = q.where(t.Run.owner.in_(self._owned_by(user)))
             if job:
                 q = q.where(t.Run.job_id == self._job(s, job).id)
             if status:
@@ -467,6 +510,7 @@ class JobService:
             if r.status == "queued":
                 r.status, r.finished_at = "cancelled", utcnow()
                 r.error = {"reason": "cancelled", "message": f"cancelled by {user.name}"}
+            self._audit(s, user, "run.cancel", f"run:{run_id}")
             return self.run_info(s, r)
 
     # the executor's side -------------------------------------------------------------------------

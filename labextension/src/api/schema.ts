@@ -352,8 +352,17 @@ export interface components {
         };
         /** AuditEventInfo */
         AuditEventInfo: {
-            /** Action */
+            /**
+             * Action
+             * @description read, preview; job.create, job.update, job.delete, run.submit, run.cancel, run.rerun
+             */
             action: string;
+            /**
+             * Actor
+             * @description The person who acted, when `user` is a group's job run.
+             * @default null
+             */
+            actor: string | null;
             /**
              * At
              * Format: date-time
@@ -379,7 +388,16 @@ export interface components {
             row_count: number | null;
             /** Scope */
             scope: string;
-            /** User */
+            /**
+             * Target
+             * @description job:<name> or run:<id>.
+             * @default null
+             */
+            target: string | null;
+            /**
+             * User
+             * @description Whose rights were used: a user, or `group:<name>`.
+             */
             user: string;
             /** Version */
             version: string | null;
@@ -649,6 +667,12 @@ export interface components {
              */
             output_formats: string[] | null;
             /**
+             * Owner Group
+             * @description Hand the job to a team you are in.
+             * @default null
+             */
+            owner_group: string | null;
+            /**
              * Parameters
              * @default null
              */
@@ -740,6 +764,12 @@ export interface components {
              * @description Extra formats besides ipynb: html, pdf (pdf needs Chromium on the server).
              */
             output_formats?: string[];
+            /**
+             * Owner Group
+             * @description A group you are in: the job then belongs to the team (owner `group:<name>`). Any member may change, pause or run it; its runs act with the group's grants, never the union of its members'; it outlives its author.
+             * @default null
+             */
+            owner_group: string | null;
             /**
              * Parameters
              * @description Default values.
