@@ -658,17 +658,49 @@ class ServeApp(_Sub):
     users_file = Unicode(
         "", help="Standalone: JSON file of users, the SHA-256 of their tokens and their groups."
     ).tag(config=True)
+    user = Unicode(
+        "",
+        help="Started as root: the OS user the service becomes (it holds the store, keys and "
+        "data), after it has forked the root launcher that starts job kernels as their owners.",
+    ).tag(config=True)
     aliases = {
         **_Sub.aliases,
         "ip": "ServeApp.ip",
         "port": "ServeApp.port",
         "users-file": "ServeApp.users_file",
+        "user": "ServeApp.user",
     }
 
     def run(self) -> None:
+        import os
+
+        from .team import sandbox
         from .team.service import serve
 
-        root = Path(DataOps(parent=self).resolved_root(Path.cwd()))
+        settings = DataOps(parent=self)
+        if self.user:
+            if os.geteuid() != 0:
+                raise InvalidRequest(f"--user {self.user}: only root can become another user")
+            import pwd
+
+            try:
+                uid = pwd.getpwnam(self.user).pw_uid
+            except KeyError:
+                raise InvalidRequest(f"--user: no OS user {self.user!r}") from None
+            # Before any key is read or the store opened: the launcher keeps root and
+            # nothing else; the service keeps everything else and never root.
+            sandbox.LAUNCHER = sandbox.Launcher.fork(
+                service_uid=uid,
+                min_uid=settings.sandbox_min_uid,
+                allowed=tuple(settings.sandbox_users),
+            )
+            sandbox.drop_privileges(self.user)
+        elif os.geteuid() == 0 and not self.cli_config.get("ServerApp", {}).get("allow_root"):
+            raise InvalidRequest(
+                "the service does not run as root: give it --user NAME (its own OS user), "
+                "or --ServerApp.allow_root=True for a throwaway test"
+            )
+        root = Path(settings.resolved_root(Path.cwd()))
         options = {"ip": self.ip, "port": self.port, "users_file": self.users_file}
         cli_config = self.cli_config  # --ServerApp.x=y, --DataOps.x=y of the command line
         type(self).clear_instance()  # the service's ServerApp is this process's application

@@ -38,6 +38,30 @@ class DataOps(LoggingConfigurable):
         "this server.",
     ).tag(config=True)
 
+    run_as = Unicode(
+        "",
+        help="The service (started as root with `jupyter dataops serve --user`): the OS user a "
+        "run's kernel runs as. '{owner}': the run's owner (as JupyterHub's LocalProcessSpawner "
+        "runs their servers), the default there; a name: that user for every run. Runs of a "
+        "team's jobs (owner group:<name>) run as group_run_as. Empty elsewhere: kernels run as "
+        "this process's user (personal mode).",
+    ).tag(config=True)
+
+    group_run_as = Unicode(
+        "dataops-jobs",
+        help="The OS user the kernels of a team's jobs run as (the service, with run_as).",
+    ).tag(config=True)
+
+    sandbox_min_uid = Int(
+        1000, help="Job kernels never run as an OS user with a smaller uid (system users)."
+    ).tag(config=True)
+
+    sandbox_users = List(
+        Unicode(),
+        default_value=[],
+        help="When not empty: the only OS users job kernels may run as.",
+    ).tag(config=True)
+
     db_url = Unicode(
         "",
         help="SQLAlchemy URL of the metadata store. Default: "

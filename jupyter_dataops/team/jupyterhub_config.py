@@ -12,6 +12,8 @@
 #   DATAOPS_TEAM_DB_URL    the service's metadata store (PostgreSQL)
 #   DATAOPS_TEAM_WORKSPACE the service's workspace (dataops.yaml, data), owned by `dataops`
 #   DATAOPS_TEAM_DASK      optional: a Dask scheduler address for runs with executor dask
+#   DATAOPS_TEAM_SERVICE_USER / DATAOPS_TEAM_JOBS_USER  the service's OS user (default
+#                          dataops) and the one a team's job kernels run as (dataops-jobs)
 import os
 import shlex
 import signal
@@ -75,9 +77,11 @@ c.Spawner.server_token_scopes = [
 service_cmd = [
     f"{VENV}/bin/jupyter", "dataops", "serve",
     "--root", os.environ["DATAOPS_TEAM_WORKSPACE"],
-    "--user", "dataops",  # started as root, it drops to `dataops` at once
+    # Started as root, it forks the launcher of job kernels and drops to its own user at once.
+    "--user", os.environ.get("DATAOPS_TEAM_SERVICE_USER", "dataops"),
     f"--DataOps.db_url={os.environ['DATAOPS_TEAM_DB_URL']}",
-    f"--DataOps.service_public_url={SERVICE_URL}",
+    "--DataOps.run_as={owner}",  # a run's kernel runs as its owner's OS user
+    f"--DataOps.group_run_as={os.environ.get('DATAOPS_TEAM_JOBS_USER', 'dataops-jobs')}",
 ]  # fmt: skip
 if os.environ.get("DATAOPS_TEAM_DASK"):
     service_cmd.append(f"--DataOps.dask_scheduler_address={os.environ['DATAOPS_TEAM_DASK']}")

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+LAUNCHER: Launcher | None = None  # set by `jupyter dataops serve --user` before it drops root
 
 
 @dataclass(frozen=True)
