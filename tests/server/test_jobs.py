@@ -340,3 +340,54 @@ async def test_kernel_api_runs_a_notebook_and_waits(jobs, api):
     assert run["status"] == "succeeded" and run["owner"] == "ada"
     assert run["parameters"] == {"name": "from-kernel"}
     assert run["output_url"].endswith("/outputs/notebook")
+
+
+def _with_kernelspec(path: Path, name: str) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["kernelspec"] = {"name": name, "language": "python", "display_name": name}
+    nbformat.write(nb, path)
+
+
+async def test_kernel_names_resolve_as_jupyter_client_does(jobs, api, jp_root_dir, jp_fetch):
+    # papermill runs these: `python` is jupyter_client's native kernel, and kernel names are
+    # matched whatever their case. So do runs, job definitions and the parameters endpoint.
+    for name, kernelspec in (("python", "python"), ("upper", "Python3")):
+        nb = notebook(jp_root_dir / "nb" / f"{name}.ipynb", "x = 1", "print('ran', x)")
+        _with_kernelspec(nb, kernelspec)
+        code, params = await api("GET", f"notebooks/parameters?path=nb/{name}.ipynb")
+        assert code == 200, params
+        assert (params["notebook_kernel"], params["kernel_name"]) == (kernelspec, "python3")
+        code, run = await api("POST", "runs", {"notebook_path": f"nb/{name}.ipynb"})
+        assert code == 201, run
+        assert run["kernel_name"] == "python3"
+        done = await wait_for(api, run["id"])
+        assert done["status"] == "succeeded", done
+    code, job = await api("POST", "jobs", {"name": "py", "notebook_path": "nb/python.ipynb"})
+    assert code == 201 and job["kernel_name"] == "python3", job
+    code, job = await api("PATCH", "jobs/py", {"kernel_name": "PYTHON3"})
+    assert code == 200 and job["kernel_name"] == "python3", job
+
+
+async def test_a_notebook_whose_kernel_is_missing_runs_in_the_kernel_asked_for(
+    jobs, api, jp_root_dir, jp_fetch
+):
+    nb = notebook(jp_root_dir / "nb" / "julia.ipynb", "x = 1", "print('ran', x)")
+    _with_kernelspec(nb, "julia-1.10")
+    code, params = await api("GET", "notebooks/parameters?path=nb/julia.ipynb")
+    assert code == 200 and params["notebook_kernel"] == "julia-1.10"
+    assert params["kernel_name"] is None  # the dialog then asks for one
+    code, body = await api("POST", "runs", {"notebook_path": "nb/julia.ipynb"})
+    assert code == 400, body
+    err = body["error"]
+    assert "'julia-1.10' is not installed" in err["message"] and "python3" in err["message"]
+    assert err["details"]["field"] == "kernel_name" and "python3" in err["details"]["installed"]
+    code, body = await api("POST", "runs", {"notebook_path": "nb/julia.ipynb", "kernel_name": "ir"})
+    assert code == 400 and "unknown kernel 'ir'" in body["error"]["message"], body
+    code, run = await api(
+        "POST", "runs", {"notebook_path": "nb/julia.ipynb", "kernel_name": "python"}
+    )
+    assert code == 201 and run["kernel_name"] == "python3", run
+    done = await wait_for(api, run["id"])
+    assert done["status"] == "succeeded", done
+    resp = await jp_fetch("dataops", "api", "v1", "runs", run["id"], "outputs", "log")
+    assert "ran 1" in resp.body.decode()
