@@ -126,13 +126,14 @@ def _engine() -> str:
     return "dataops"
 
 
-def start_kernel(kernel_name: str) -> tuple[Any, Any, int | None]:
-    """Start a kernel and wait until it answers: (manager, client, kernel pid)."""
+def start_kernel(kernel_name: str, **launch: Any) -> tuple[Any, Any, int | None]:
+    """Start a kernel and wait until it answers: (manager, client, kernel pid). ``launch``:
+    more arguments of jupyter_client's ``launch_kernel`` (``stdout=``...)."""
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
     km = AsyncKernelManager(kernel_name=kernel_name)
-    run_sync(km.start_kernel)()
+    run_sync(km.start_kernel)(**launch)
     kc = km.client()
     kc.start_channels()
     try:
@@ -144,13 +145,17 @@ def start_kernel(kernel_name: str) -> tuple[Any, Any, int | None]:
     return km, kc, getattr(getattr(provisioner, "process", None), "pid", None)
 
 
-def stop_kernel(km: Any) -> None:
+def stop_kernel(km: Any, now: bool = True) -> None:
+    """Kill the kernel, or with ``now=False`` shut it down as papermill does at the end of a
+    run: a shutdown request, so it ends as an interpreter ends (its atexit hooks run), killed
+    only if it does not within jupyter_client's ``shutdown_wait_time``."""
     from jupyter_core.utils import run_sync
 
     try:
-        run_sync(km.shutdown_kernel)(now=True)
+        run_sync(km.shutdown_kernel)(now=now)
     except Exception:
-        pass
+        if not now:
+            stop_kernel(km, now=True)
 
 
 def execute(
@@ -216,7 +221,7 @@ def serve(
     inp: Any,
     out: Any,
     start: Callable[[str], tuple[Any, Any, int | None]],
-    stop: Callable[[Any], None],
+    stop: Callable[..., None],
 ) -> int:
     """The runner's protocol on ``inp``/``out``: start the kernel, say ``ready``, run one job."""
     global _out
@@ -236,16 +241,22 @@ def serve(
     job = json.loads(line)
     result = execute(job, km, kc, kernel_name, lambda **d: emit("progress", **d))
     emit("done", **result)
-    # The run is over; the kernel goes with the runner.
-    stop(km)
+    # The run is over (and recorded); the kernel shuts down and goes with the runner.
+    stop(km, now=False)
     return 0 if result["status"] == "succeeded" else 1
 
 
 def main() -> int:
     kernel_name = sys.argv[1] if len(sys.argv) > 1 else "python3"
+    import subprocess
+
     import papermill  # noqa: F401  (imported ahead of the run)
 
-    return serve(kernel_name, sys.stdin, sys.stdout, start_kernel, stop_kernel)
+    def start(name: str) -> tuple[Any, Any, int | None]:
+        # Not this runner's stdout: that is its protocol to the server.
+        return start_kernel(name, stdout=subprocess.DEVNULL)
+
+    return serve(kernel_name, sys.stdin, sys.stdout, start, stop_kernel)
 
 
 def run_on_worker(
@@ -325,7 +336,7 @@ def run_on_worker(
                 result = execute(wjob, km, kc, kernel_name, progress)
             finally:
                 done.set()
-                stop_kernel(km)
+                stop_kernel(km, now=bool(killed))
                 watchdog.join(5)
         if killed:
             reason = killed["reason"]
