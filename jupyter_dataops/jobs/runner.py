@@ -25,6 +25,88 @@ from typing import Any
 
 Progress = Callable[..., None]
 
+CELL_MARK = "dataops_cell"  # cell metadata: the cell's index in the submitted notebook
+OUTPUT_CHARS = 2000  # of a failing cell's last output, kept in the run's error
+
+
+class Cells:
+    """The submitted notebook's cells, followed through papermill's run of them.
+
+    papermill runs another list of cells: it inserts its ``injected-parameters`` cell and drops
+    the error markers and the injected cell of an earlier papermill run. Each submitted cell
+    is marked with its index before papermill reads the notebook (:meth:`marked`), and the
+    marks are taken off before papermill writes anything (:meth:`adopt`), so every cell
+    papermill runs maps back to the notebook the user submitted.
+    """
+
+    def __init__(self, input_path: str) -> None:
+        import nbformat
+
+        self.input_path = input_path
+        self.nb = nbformat.read(input_path, as_version=4)
+        self.ids: list[str | None] = [c.get("id") for c in self.nb.cells]
+        self.origin: list[int | None] = []  # papermill's cell i is the submitted cell origin[i]
+        self.done: dict[int, Any] = {}  # papermill index -> the cell once executed
+        self.current: int | None = None  # papermill index of the cell executing
+
+    def marked(self, path: str) -> str:
+        """Write the submitted notebook with its cells marked to ``path``, for papermill."""
+        import nbformat
+
+        for i, cell in enumerate(self.nb.cells):
+            cell.metadata[CELL_MARK] = i
+        nbformat.write(self.nb, path)
+        return path
+
+    def adopt(self, nb: Any) -> None:
+        """papermill's notebook, before execution: read and remove the marks."""
+        self.origin = []
+        for cell in nb.cells:
+            mark = cell.metadata.pop(CELL_MARK, None)
+            self.origin.append(mark if isinstance(mark, int) else None)
+        papermill_meta = nb.metadata.get("papermill")
+        if isinstance(papermill_meta, dict):  # the run's input, not the marked copy
+            papermill_meta["input_path"] = self.input_path
+
+    def submitted(self, index: int | None) -> int | None:
+        """The submitted index of papermill's cell ``index`` (None: papermill's own cell)."""
+        if index is None or not 0 <= index < len(self.origin):
+            return None
+        return self.origin[index]
+
+    def where(self, index: int | None) -> dict[str, Any]:
+        """``cell_index`` (in the submitted notebook) and ``cell_id`` of papermill's cell."""
+        mine = self.submitted(index)
+        where: dict[str, Any] = {"cell_index": mine, "cell_id": None}
+        if mine is not None:
+            where["cell_id"] = self.ids[mine]
+        elif index is not None and 0 <= index < len(self.origin):
+            where["injected"] = True  # papermill's injected-parameters cell
+        return where
+
+    def last_output(self, index: int | None) -> str | None:
+        """The text of the last output (not the error) of papermill's cell ``index``."""
+        cell = self.done.get(index) if index is not None else None
+        for out in reversed((cell or {}).get("outputs") or []):
+            kind = out.get("output_type")
+            if kind == "stream":
+                text = out.get("text")
+            elif kind in ("execute_result", "display_data"):
+                text = (out.get("data") or {}).get("text/plain")
+            else:
+                continue
+            if isinstance(text, list):
+                text = "".join(text)
+            if isinstance(text, str) and text.strip():
+                return _plain(text.rstrip())[-OUTPUT_CHARS:]
+        return None
+
+
+def _plain(text: str) -> str:
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
+
 
 _out: Any = None  # where protocol events go: stdout, or a forked runner's socket
 
@@ -75,6 +157,13 @@ def _engine() -> str:
 
     class Engine(PapermillEngine):
         @classmethod
+        def execute_notebook(cls, nb: Any, kernel_name: str, **kwargs: Any) -> Any:
+            cells: Cells | None = kwargs.get("dataops_cells")
+            if cells is not None:  # before papermill saves the notebook for the first time
+                cells.adopt(nb)
+            return super().execute_notebook(nb, kernel_name, **kwargs)
+
+        @classmethod
         def execute_managed_notebook(
             cls,
             nb_man: Any,
@@ -89,25 +178,44 @@ def _engine() -> str:
             progress: Progress = kwargs.pop("dataops_progress")
             started: float = kwargs.pop("dataops_started")
             kc = kwargs.pop("dataops_kc", None)
+            cells: Cells | None = kwargs.pop("dataops_cells", None)
             kwargs.pop("input_path", None)
-            total = sum(1 for c in nb_man.nb.cells if c.cell_type == "code")
+
+            def submitted(index: int | None) -> int | None:
+                return cells.submitted(index) if cells is not None else index
+
+            # "cell i of n" counts the submitted notebook's code cells, not papermill's own.
+            total = sum(
+                1
+                for i, c in enumerate(nb_man.nb.cells)
+                if c.cell_type == "code" and submitted(i) is not None
+            )
             seen = {"n": 0}
-            cell_start = nb_man.cell_start
+            cell_start, cell_complete = nb_man.cell_start, nb_man.cell_complete
 
             def on_start(cell: Any, cell_index: int | None = None, **kw: Any) -> Any:
-                if cell.cell_type == "code":
+                if cells is not None:
+                    cells.current = cell_index
+                mine = submitted(cell_index)
+                if cell.cell_type == "code" and mine is not None:
                     seen["n"] += 1
                     src = cell.source.strip().splitlines()
                     progress(
                         cell=seen["n"],
                         of=total,
-                        index=cell_index,
+                        index=mine,
                         source=(src[0][:120] if src else ""),
                         elapsed=round(time.monotonic() - started, 3),
                     )
                 return cell_start(cell, cell_index, **kw)
 
+            def on_complete(cell: Any, cell_index: int | None = None, **kw: Any) -> Any:
+                if cells is not None and cell_index is not None:
+                    cells.done[cell_index] = cell
+                return cell_complete(cell, cell_index, **kw)
+
             nb_man.cell_start = on_start
+            nb_man.cell_complete = on_complete
             client = Client(
                 nb_man,
                 given_kc=kc,
@@ -166,19 +274,28 @@ def execute(
     Returns ``{"status": "succeeded", "outputs": {...}}`` or ``{"status": "failed", "error":
     {...}}``; the cells' output goes to ``job["log_path"]``. Does not stop the kernel.
     """
+    import tempfile
+
     import papermill
     from jupyter_core.utils import run_sync
 
     started = time.monotonic()
     engine = _engine()
     log = open(job["log_path"], "a", buffering=1, encoding="utf-8")
+    cells: Cells | None = None
+    marked: str | None = None
     try:
         reply = run_sync(kc.execute_interactive)(_preamble(job), timeout=30, store_history=False)
         if reply["content"]["status"] != "ok":
             raise RuntimeError("the run's set-up code failed in the kernel")
         log.write(f"[dataops] run {job['run_id']}: executing {job['notebook']}\n")
+        cells = Cells(job["input_path"])
+        fd, marked = tempfile.mkstemp(
+            prefix=".dataops-input-", suffix=".ipynb", dir=os.path.dirname(job["output_path"])
+        )
+        os.close(fd)
         papermill.execute_notebook(
-            job["input_path"],
+            cells.marked(marked),
             job["output_path"],
             parameters=job["parameters"],
             engine_name=engine,
@@ -192,6 +309,7 @@ def execute(
             dataops_kc=kc,
             dataops_progress=progress,
             dataops_started=started,
+            dataops_cells=cells,
         )
         outputs = {"notebook": job["output_path"], "log": job["log_path"]}
         formats = job.get("output_formats", [])
@@ -209,11 +327,13 @@ def execute(
         log.write(f"[dataops] succeeded in {time.monotonic() - started:.2f} s\n")
         return {"status": "succeeded", "outputs": outputs}
     except Exception as e:
-        error = _describe(e)
+        error = _describe(e, cells)
         log.write(f"[dataops] failed: {error['message']}\n")
         return {"status": "failed", "error": error}
     finally:
         log.close()
+        if marked is not None:
+            Path(marked).unlink(missing_ok=True)
 
 
 def serve(
@@ -409,23 +529,57 @@ def _kill(pid: int | None) -> None:
             pass
 
 
-def _describe(e: Exception) -> dict[str, Any]:
+def _cell_name(where: dict[str, Any]) -> str:
+    if where.get("cell_index") is not None:
+        return f"cell {where['cell_index'] + 1}"
+    return "papermill's injected-parameters cell" if where.get("injected") else "a cell"
+
+
+def _describe(e: Exception, cells: Cells | None = None) -> dict[str, Any]:
+    """A run's error, its cell named in the submitted notebook's numbering (``cell_index``,
+    0-based, and ``cell_id``), never in papermill's."""
     from papermill.exceptions import PapermillExecutionError
 
     if isinstance(e, PapermillExecutionError):
+        where = cells.where(e.cell_index) if cells is not None else {"cell_index": e.cell_index}
+        output = cells.last_output(e.cell_index) if cells is not None else None
+        evalue = _plain(str(e.evalue or ""))
+        if evalue.strip():
+            message = f"{e.ename}: {evalue}"
+        else:  # a failing magic: the reason is in what the cell printed
+            failed = (
+                f"{_cell_name(where)} failed"
+                if e.ename == "CellExecutionError"
+                else f"{e.ename} in {_cell_name(where)}"
+            )
+            first = (e.source or "").strip().splitlines()
+            if output:
+                message = f"{failed}, with no error message; its last output: "
+                message += output.strip().splitlines()[-1]
+            else:
+                message = f"{failed}, with no error message and no output"
+                if first:
+                    message += f": {first[0][:120]}"
         return {
             "reason": "cell_error",
-            "message": f"{e.ename}: {e.evalue}",
+            "message": message,
             "ename": e.ename,
             "evalue": e.evalue,
-            "cell_index": e.cell_index,
+            **where,
             "exec_count": e.exec_count,
             "source": e.source,
-            "traceback": "\n".join(e.traceback),
+            "output": output,
+            "traceback": _plain("\n".join(e.traceback)),
         }
     name = type(e).__name__
     if name == "DeadKernelError":
-        return {"reason": "kernel_died", "message": f"the kernel died: {e}"}
+        error: dict[str, Any] = {"reason": "kernel_died", "message": f"the kernel died: {e}"}
+        if cells is not None and cells.current is not None:
+            where = cells.where(cells.current)
+            cell = cells.nb.cells[where["cell_index"]] if where["cell_index"] is not None else None
+            error.update(where, source=cell.source if cell is not None else None)
+            error["message"] = f"the kernel died in {_cell_name(where)}"
+        return error
     return {"reason": "error", "message": f"{name}: {e}", "traceback": traceback.format_exc()}
 
 
