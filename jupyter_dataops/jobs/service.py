@@ -135,7 +135,7 @@ class JobService:
         except InvalidRequest as e:
             raise InvalidRequest(
                 f"the notebook's kernel {nb_kernel!r} is not installed here; pick one of: "
-                f"{', '.join(e.details['installed'])} (kernel_name)",
+                f"{', '.join(e.details['installed'])}",
                 details=e.details,
             ) from None
 
