@@ -26,6 +26,7 @@ from typing import Any
 Progress = Callable[..., None]
 
 CELL_MARK = "dataops_cell"  # cell metadata: the cell's index in the submitted notebook
+MARKED_INPUT = ".marked-input.ipynb"  # beside the output: what papermill reads (then removed)
 OUTPUT_CHARS = 2000  # of a failing cell's last output, kept in the run's error
 
 
@@ -274,8 +275,6 @@ def execute(
     Returns ``{"status": "succeeded", "outputs": {...}}`` or ``{"status": "failed", "error":
     {...}}``; the cells' output goes to ``job["log_path"]``. Does not stop the kernel.
     """
-    import tempfile
-
     import papermill
     from jupyter_core.utils import run_sync
 
@@ -290,10 +289,7 @@ def execute(
             raise RuntimeError("the run's set-up code failed in the kernel")
         log.write(f"[dataops] run {job['run_id']}: executing {job['notebook']}\n")
         cells = Cells(job["input_path"])
-        fd, marked = tempfile.mkstemp(
-            prefix=".dataops-input-", suffix=".ipynb", dir=os.path.dirname(job["output_path"])
-        )
-        os.close(fd)
+        marked = str(Path(job["output_path"]).with_name(MARKED_INPUT))
         papermill.execute_notebook(
             cells.marked(marked),
             job["output_path"],

@@ -568,6 +568,10 @@ class JobService:
             r.status, r.finished_at = status, utcnow()
             if error is not None:
                 r.error = error
+            from .runner import MARKED_INPUT
+
+            # A killed runner leaves what papermill read behind.
+            (self.runs_dir / run_id / MARKED_INPUT).unlink(missing_ok=True)
             found = {
                 name: OUTPUT_FILES[name]
                 for name in OUTPUT_FILES

@@ -174,6 +174,12 @@ async def test_a_killed_run_leaves_no_kernel_files_behind(server, api, jp_fetch,
     # included (they are in the kernel's process group, as with jupyter_client's kernels).
     assert gone(runner) and gone(kernel) and gone(child)
     assert list(Path(tempfile.gettempdir()).glob(f"dataops-kernel-{runner}-*")) == []
+    # Nor the copy of the input that papermill read (its cells marked).
+    assert sorted(p.name for p in (jp_root_dir / ".dataops" / "runs" / run["id"]).iterdir()) == [
+        "input.ipynb",
+        "output.ipynb",
+        "run.log",
+    ]
 
 
 # A forked kernel is what a fresh one is -----------------------------------------------------
