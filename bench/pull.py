@@ -35,7 +35,6 @@ import pandas as pd
 from _server import free_port, start, stop, wait_ready
 
 import jupyter_dataops as dops
-from jupyter_dataops.identity import TokenSigner, load_or_create_secret
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
@@ -187,7 +186,6 @@ def main() -> int:
     parquet = make_data(args.rows)
     root = Path(tempfile.mkdtemp(prefix="ws-", dir=WORK))
     (root / "dataops.yaml").write_text(POLICY % {"parquet": parquet})
-    dops_token = TokenSigner(load_or_create_secret(root / ".dataops" / "secret")).mint(USER)
     jp_token = os.urandom(16).hex()
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
@@ -200,7 +198,7 @@ def main() -> int:
     }
     try:
         wait_ready(url, jp_token, proc, log)
-        dops.connect(url, dops_token)
+        dops.connect(url, jp_token, scheme="token")  # the server's own token: its user
         fns = {"a": pull_server, "b": direct_duckdb(parquet), "c": plain_pandas(parquet)}
         results = timed({k: f for k, f in fns.items() if args.only in (None, k)}, args.repeat)
     finally:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import uuid
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Instance
 
-from .client import TOKEN_ENV, URL_ENV
+from .client import SCHEME_ENV, TOKEN_ENV, URL_ENV
 from .handlers import handlers
 from .platform import Platform
 from .settings import DataOps
@@ -40,53 +41,108 @@ class DataOpsApp(ExtensionApp):
     classes = [DataOps]
 
     platform = Instance(Platform, allow_none=True)
+    client_of = ""  # the service's URL in client mode
 
     def initialize_settings(self) -> None:
         assert self.serverapp is not None
         settings = DataOps(parent=self)
+        self.client_of = settings.service_url
+        if self.client_of:
+            self._export_client_env()
+            self.log.info("DataOps: client of the DataOps service at %s", self.client_of)
+            return
         # Startup is the one place blocking store work is fine: the loop is not serving yet.
         self.platform = Platform(settings, self.serverapp.root_dir)
         self.settings["dataops"] = self.platform
-        self._export_kernel_env()
+        # Under JupyterHub (the service, or a user's server in personal mode), the groups of
+        # users who are not asking come from the Hub.
+        self._use_hub_directory()
+        if settings.mode != "service":
+            self._export_kernel_env()
         self.log.info(
-            "DataOps: workspace %s, store %s (revision %s)",
+            "DataOps: %s, workspace %s, store %s (revision %s)",
+            "the team's service" if settings.mode == "service" else "personal mode",
             self.platform.root,
             self.platform.store.redacted_url,
             self.platform.store.revision(),
         )
 
+    def _export_client_env(self) -> None:
+        # Kernels call the service themselves, with the Hub API token they inherit from this
+        # server; no secret is copied anywhere.
+        os.environ[URL_ENV] = self.client_of
+        os.environ[SCHEME_ENV] = "token"
+
+    def _use_hub_directory(self) -> None:
+        """Groups of users who are not the one asking (a kernel's or a job's token, scheduled
+        runs) come from the Hub, asked with this process's own Hub API token."""
+        from .team.hub import HubDirectory
+
+        assert self.platform is not None
+        directory = HubDirectory.from_environment()
+        if directory is not None:
+            self.platform.directory = directory
+
     def _export_kernel_env(self) -> None:
-        # Kernels inherit the server's environment; this is how `import jupyter_dataops`
-        # in a notebook finds its server and acts as the server's user.
-        url = _kernel_facing_url(self.serverapp)
-        if url is None:
+        """Give each kernel this server starts its URL and a token of its own.
+
+        This is how `import jupyter_dataops` in a notebook finds its server and acts as the
+        server's user. The token is minted per kernel, bound to its kernel id and expiring:
+        it is in that kernel's environment only (never the server's, which terminals and
+        other processes inherit), and useless once the kernel is gone.
+        """
+        assert self.serverapp is not None and self.platform is not None
+        self.kernel_url = _kernel_facing_url(self.serverapp) or ""
+        if not self.kernel_url:
             self.log.warning("DataOps: kernels cannot reach a server on a Unix socket")
             return
-        assert self.platform is not None
-        os.environ[URL_ENV] = url
-        os.environ[TOKEN_ENV] = self.platform.tokens.mint(self.platform.kernel_owner(), "kernel")
+        km = self.serverapp.kernel_manager
+        platform, url = self.platform, self.kernel_url
+        platform.kernel_alive = lambda kernel_id: kernel_id in km
+        start = km.start_kernel
+
+        async def start_kernel(*args: Any, kernel_id: str | None = None, **kwargs: Any) -> str:
+            if kernel_id is None or kernel_id not in km:
+                # Choose the id now, so the token can name the kernel it belongs to.
+                kernel_id = kernel_id or str(uuid.uuid4())
+                token = platform.tokens.mint(platform.kernel_owner(), "kernel", kernel_id=kernel_id)
+                env = dict(kwargs.get("env") or os.environ)
+                env.update({URL_ENV: url, TOKEN_ENV: token})
+                kwargs["env"] = env
+            return await start(*args, kernel_id=kernel_id, **kwargs)
+
+        # Jupyter Server has no hook for a kernel's environment; wrapping this one instance's
+        # method keeps every caller (sessions, the kernels API) on one path.
+        km.start_kernel = start_kernel  # type: ignore[method-assign]
 
     def initialize_handlers(self) -> None:
+        if self.client_of:
+            from .team.client import forward_handlers
+
+            self.handlers.extend(forward_handlers(self.client_of))
+            return
         self.handlers.extend(handlers())
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         await super()._start_jupyter_server_extension(serverapp)
+        if self.platform is None:
+            return  # a client of the team's service: it runs the jobs
         # Background work starts here, with the loop running, never at import or in
         # initialize_settings.
-        assert self.platform is not None
         p = self.platform
-        self.executor = p.executor(os.environ.get(URL_ENV, ""))
+        self.executor = p.executor(getattr(self, "kernel_url", ""))
         self.settings["dataops_executor"] = self.executor
         serverapp.web_app.settings["dataops_executor"] = self.executor
         await self.executor.start()
         if p.settings.run_scheduler:
             from .jobs.scheduler import Scheduler
 
-            # Only this server's user's jobs: their runs execute here, as that user.
+            # A personal server fires its user's jobs only (their runs execute here, as that
+            # user); the team's service fires everyone's.
             self.scheduler = Scheduler(
                 p.jobs,
                 principal=p.principal,
-                owner=p.kernel_owner(),
+                owner=None if p.settings.mode == "service" else p.kernel_owner(),
                 on_fire=self.executor.wake,
                 run_blocking=p.store.run,
             )

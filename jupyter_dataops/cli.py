@@ -285,6 +285,10 @@ class RunApp(_Sub):
             raise InvalidRequest("give a notebook path or --job NAME")
         p = self.open_platform()
         try:
+            if self.wait:
+                # Its own identity, taken before the run is queued: this process executes
+                # that run and no other (never a running server's queue).
+                p.jobs.become_dispatcher("run")
             user = p.principal(p.kernel_owner())
             rel = None
             if self.extra_args:
@@ -319,7 +323,7 @@ class RunApp(_Sub):
         from .jobs.service import TERMINAL
 
         user = p.principal(p.kernel_owner())
-        executor = p.executor(_running_server_url(p.root), workers=1, warm=0)
+        executor = p.executor(_running_server_url(p.root), workers=1, warm=0, kind="run")
         await executor.start()
         try:
             while True:
@@ -364,9 +368,9 @@ class SchedulerApp(_Sub):
             level=logging.INFO, format="[%(asctime)s %(levelname)s] %(message)s", stream=sys.stderr
         )
         p = self.open_platform()
-        # Its own host: its executor runs (and after a crash recovers) only the runs it queued,
+        # Its own identity: it executes (and after a crash recovers) only the runs it queued,
         # never those of a Jupyter server on the same machine and workspace.
-        p.jobs.host = f"{p.jobs.host}#scheduler"
+        p.jobs.become_dispatcher("scheduler")
         try:
             asyncio.run(self._serve(p))
         finally:
@@ -383,7 +387,9 @@ class SchedulerApp(_Sub):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        executor = p.executor(_running_server_url(p.root), workers=self.workers or None)
+        executor = p.executor(
+            _running_server_url(p.root), workers=self.workers or None, kind="scheduler"
+        )
         offset = timedelta(seconds=self.clock_offset)
         scheduler = Scheduler(
             p.jobs,
@@ -657,6 +663,36 @@ class AuditApp(_Sub):
         )
 
 
+class ServeApp(_Sub):
+    name = "jupyter-dataops-serve"
+    description = (
+        "Run the team's DataOps service (a JupyterHub-managed service, or standalone with "
+        "--users-file): the store, the policy, the keys, the data and the scheduler in one "
+        "process that serves the DataOps API and nothing else."
+    )
+    ip = Unicode("", help="Address to listen on (default: the Hub's URL for the service, "
+                 "else 127.0.0.1).").tag(config=True)  # fmt: skip
+    port = Int(0, help="Port (default: the Hub's URL for the service, else 8890).").tag(config=True)
+    users_file = Unicode(
+        "", help="Standalone: JSON file of users, the SHA-256 of their tokens and their groups."
+    ).tag(config=True)
+    aliases = {
+        **_Sub.aliases,
+        "ip": "ServeApp.ip",
+        "port": "ServeApp.port",
+        "users-file": "ServeApp.users_file",
+    }
+
+    def run(self) -> None:
+        from .team.service import serve
+
+        root = Path(DataOps(parent=self).resolved_root(Path.cwd()))
+        options = {"ip": self.ip, "port": self.port, "users_file": self.users_file}
+        cli_config = self.cli_config  # --ServerApp.x=y, --DataOps.x=y of the command line
+        type(self).clear_instance()  # the service's ServerApp is this process's application
+        serve(root, cli_config, **options)
+
+
 class DataOpsCLI(JupyterApp):
     name = "jupyter-dataops"
     version = __version__
@@ -673,6 +709,7 @@ class DataOpsCLI(JupyterApp):
         "schedule": (ScheduleApp, ScheduleApp.description),
         "scheduler": (SchedulerApp, SchedulerApp.description),
         "audit": (AuditApp, AuditApp.description),
+        "serve": (ServeApp, ServeApp.description),
     }
 
     def start(self) -> None:

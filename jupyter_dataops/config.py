@@ -146,6 +146,13 @@ class Mask(_Strict):
         return self
 
 
+class Registrars(_Strict):
+    """Who, besides admins, may register SQL sources through the API."""
+
+    users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+
+
 class WorkspaceConfig(_Strict):
     """The schema of dataops.yaml."""
 
@@ -159,6 +166,11 @@ class WorkspaceConfig(_Strict):
     datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
     grants: list[Grant] = Field(default_factory=list)
     masks: list[Mask] = Field(default_factory=list)
+    sql_source_registrars: Registrars = Field(
+        default_factory=Registrars,
+        description="Users and groups who may register SQL datasets (admins always may); "
+        "file datasets in the workspace anyone may register.",
+    )
 
     @field_validator("version")
     @classmethod
@@ -178,6 +190,10 @@ class WorkspaceConfig(_Strict):
     def groups_of(self, user: str) -> list[str]:
         return sorted(name for name, g in self.groups.items() if user in g.members)
 
+    def may_register_sql(self, user: str, groups: Any = ()) -> bool:
+        r = self.sql_source_registrars
+        return user in self.admins or user in r.users or bool(set(groups) & set(r.groups))
+
     def cross_check(self) -> list[tuple[tuple[Any, ...], str]]:
         """References to things that do not exist, as (location, message)."""
         problems: list[tuple[tuple[Any, ...], str]] = []
@@ -194,6 +210,20 @@ class WorkspaceConfig(_Strict):
                 err = check_row_filter(g.row_filter)
                 if err:
                     problems.append((("grants", i, "row_filter"), err))
+        for j, name in enumerate(self.sql_source_registrars.groups):
+            if name not in self.groups:
+                problems.append((("sql_source_registrars", "groups", j), f"unknown group {name!r}"))
+        for name, d in self.datasets.items():
+            if isinstance(d.source, SqlSource):
+                from .governance.filters import QueryError, check_source_query, sqlglot_dialect
+
+                for key in ("query", "version_query"):
+                    text = getattr(d.source, key)
+                    try:
+                        if text is not None:
+                            check_source_query(text, sqlglot_dialect(d.source.url), key)
+                    except QueryError as e:
+                        problems.append((("datasets", name, "source", key), e.message))
         for i, m in enumerate(self.masks):
             for j, name in enumerate(m.datasets):
                 if name not in self.datasets:
@@ -208,6 +238,15 @@ class InvalidConfig(Exception):
     def __init__(self, problems: list[ConfigProblem]) -> None:
         super().__init__("; ".join(_describe(p) for p in problems))
         self.problems = problems
+
+
+class ConfigTooLarge(InvalidConfig):
+    """The text is over a bound on size, nesting or alias expansion (refused unparsed)."""
+
+    def __init__(self, message: str, problem: ConfigProblem, *, limit: int) -> None:
+        super().__init__([problem])
+        self.message = message
+        self.limit = limit
 
 
 def _describe(p: ConfigProblem) -> str:
@@ -230,11 +269,90 @@ def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...
             _line_index(item, (*path, i), out)
 
 
+# Bounds on a policy file, checked before anything expands it: a few hundred bytes of nested
+# YAML aliases ("billion laughs") would otherwise expand to millions of nodes.
+MAX_CONFIG_BYTES = 1_000_000
+MAX_CONFIG_DEPTH = 64
+MAX_CONFIG_NODES = 200_000  # after alias expansion
+
+_OPENERS = (
+    yaml.BlockMappingStartToken,
+    yaml.BlockSequenceStartToken,
+    yaml.FlowMappingStartToken,
+    yaml.FlowSequenceStartToken,
+)
+_CLOSERS = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Nodes the tree has once every alias is expanded, counted without expanding (an alias
+    is the same node object), and without recursion; a cycle counts as too many."""
+    too_many = MAX_CONFIG_NODES + 1
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()  # on the current path: meeting one again is a cycle
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        kids: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            kids = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            kids = list(node.value)
+        if children_done:
+            open_.discard(id(node))
+            sizes[id(node)] = min(1 + sum(sizes[id(k)] for k in kids), too_many)
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in open_:
+            return too_many
+        open_.add(id(node))
+        stack.append((node, True))
+        for k in kids:
+            if id(k) in open_:
+                return too_many
+            if id(k) not in sizes:
+                stack.append((k, False))
+    return sizes[id(root)]
+
+
+def check_config_bounds(text: str, file: str) -> yaml.Node | None:
+    """Compose ``text`` within the bounds; :class:`ConfigTooLarge` names the bound exceeded."""
+
+    def too_large(what: str, limit: int) -> ConfigTooLarge:
+        return ConfigTooLarge(
+            f"{file}: {what} exceeds the limit of {limit:,}",
+            ConfigProblem(message=f"{what} exceeds the limit of {limit:,}", file=file),
+            limit=limit,
+        )
+
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_CONFIG_BYTES:
+        raise too_large(f"the file's size ({size:,} bytes)", MAX_CONFIG_BYTES)
+    depth = 0
+    for token in yaml.scan(text, Loader=_Loader):
+        if isinstance(token, _OPENERS):
+            depth += 1
+            if depth > MAX_CONFIG_DEPTH:
+                raise too_large("the nesting depth", MAX_CONFIG_DEPTH)
+        elif isinstance(token, _CLOSERS):
+            depth -= 1
+    node = yaml.compose(text, Loader=_Loader)
+    if node is not None and _expanded_size(node) > MAX_CONFIG_NODES:
+        raise too_large("the number of values once YAML aliases are expanded", MAX_CONFIG_NODES)
+    return node
+
+
 def parse_config(text: str, file: str) -> WorkspaceConfig:
-    """Parse and validate dataops.yaml text; raise :class:`InvalidConfig` naming line and field."""
+    """Parse and validate dataops.yaml text; raise :class:`InvalidConfig` naming line and field,
+    or :class:`ConfigTooLarge` (a kind of it) naming the size, depth or expansion limit.
+
+    Blocking, and up to a few hundred milliseconds for a large file: never on the event loop.
+    """
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = check_config_bounds(text, file)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -327,6 +445,12 @@ class ConfigLoader:
             self.generation += 1
             return
         try:
+            if stamp.size > MAX_CONFIG_BYTES:  # refused unread
+                msg = (
+                    f"the file's size ({stamp.size:,} bytes) exceeds the limit of "
+                    f"{MAX_CONFIG_BYTES:,}"
+                )
+                raise InvalidConfig([ConfigProblem(message=msg, file=str(self.path))])
             text = self.path.read_text(encoding="utf-8")
             config = parse_config(text, str(self.path))
         except InvalidConfig as e:

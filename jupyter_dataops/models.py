@@ -7,16 +7,42 @@ types and the handlers all derive from one place (see ``jupyter_dataops/api``).
 from __future__ import annotations
 
 import re
+import types
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
 class _Model(BaseModel):
     # Responses always carry every field, so the generated TypeScript marks them required.
     model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
+
+
+def _nullable(annotation: Any) -> bool:
+    if annotation is None or annotation is Any:
+        return True
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_nullable(a) for a in get_args(annotation))
+    return annotation is type(None)
+
+
+class _Patch(_Model):
+    """A partial update of ``patches``: every field may be left out, and sent as null only
+    where ``patches`` itself allows null (null then clears it). A null for a field that
+    cannot be empty is a 400 naming the field, never a half-applied change."""
+
+    patches: ClassVar[type[BaseModel]]
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _null_only_where_allowed(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name is not None:
+            target = cls.patches.model_fields.get(info.field_name)
+            if target is None or not _nullable(target.annotation):
+                raise ValueError("may not be null: leave the field out to keep its value")
+        return value
 
 
 class ErrorDetail(_Model):
@@ -65,6 +91,12 @@ class Counts(_Model):
     jobs: int
     runs: int
     dashboards: int
+
+
+class TokenInfo(_Model):
+    token: str = Field(description="The fresh DataOps token (send as `Authorization: DataOps`).")
+    expires_at: float = Field(description="When it expires, in seconds since the epoch.")
+    scope: str = Field(description="`kernel` or `run:<id>`, as the token renewed.")
 
 
 class StatusResponse(_Model):
@@ -171,9 +203,16 @@ class RegisterDatasetRequest(_Model):
 class AuditEventInfo(_Model):
     id: int
     at: datetime
-    user: str
+    user: str = Field(description="Whose rights were used: a user, or `group:<name>`.")
+    actor: str | None = Field(
+        default=None, description="The person who acted, when `user` is a group's job run."
+    )
     scope: str
-    action: str
+    action: str = Field(
+        description="read, preview; job.create, job.update, job.delete, run.submit, "
+        "run.cancel, run.rerun"
+    )
+    target: str | None = Field(default=None, description="job:<name> or run:<id>.")
     dataset: str
     version: str | None
     columns: list[str]
@@ -305,9 +344,17 @@ class JobDefinitionRequest(_Model):
     notify: NotifySettings | None = Field(
         default=None, description="Webhooks and e-mails when a run ends for good."
     )
+    owner_group: str | None = Field(
+        default=None,
+        description="A group you are in: the job then belongs to the team (owner "
+        "`group:<name>`). Any member may change, pause or run it; its runs act with the "
+        "group's grants, never the union of its members'; it outlives its author.",
+    )
 
 
-class JobDefinitionPatch(_Model):
+class JobDefinitionPatch(_Patch):
+    patches = JobDefinitionRequest
+
     description: str | None = None
     notebook_path: str | None = None
     parameters: dict[str, Any] | None = None
@@ -323,6 +370,7 @@ class JobDefinitionPatch(_Model):
     paused: bool | None = None
     catchup: str | None = Field(default=None, pattern=r"^(once|skip)$")
     notify: NotifySettings | None = Field(default=None, description="null removes it.")
+    owner_group: str | None = Field(default=None, description="Hand the job to a team you are in.")
 
 
 class JobDefinitionInfo(_Model):

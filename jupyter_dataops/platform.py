@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import hmac
 import logging
 import os
 from collections.abc import Callable
@@ -21,7 +19,7 @@ from sqlalchemy import func, select
 
 from . import __version__
 from .config import ConfigLoader, WorkspaceConfig
-from .identity import Principal, TokenSigner, load_or_create_secret
+from .identity import GROUP_PREFIX, KeyRing, Principal, TokenSigner
 from .models import Counts, StatusResponse, StoreInfo, UserInfo, WorkspaceInfo
 from .settings import DataOps
 from .store import Store
@@ -40,18 +38,23 @@ class Platform:
         self.store = Store(settings.resolved_db_url(self.root), threads=settings.db_threads)
         if migrate:
             self.store.migrate()
-        secret = load_or_create_secret(self.state_dir / "secret")
-        self.tokens = TokenSigner(secret)
-        # Hash masks use one salt per workspace: equal values hash equally across datasets
-        # (joins still work) but cannot be looked up in a table of known hashes.
-        self.mask_salt = hmac.new(secret, b"dataops-mask-salt", hashlib.sha256).hexdigest()[:32]
+        self.keys = KeyRing(self.state_dir / "keys", legacy_secret=self.state_dir / "secret")
+        self.tokens = TokenSigner(self.keys.signing_key, ttl_s=settings.token_ttl)
+        self.mask_salt = self.keys.mask_salt
+        # Is this kernel id a live kernel of this server? Set by the server extension; kernel
+        # tokens are good only while their kernel lives (elsewhere, e.g. the CLI: never).
+        self.kernel_alive: Callable[[str], bool] = lambda kernel_id: False
+        # Where the groups of users who are not asking come from (the service: JupyterHub).
+        self.directory: Any = None
         self._query_pool = ThreadPoolExecutor(
             max_workers=settings.query_threads, thread_name_prefix="dataops-query"
         )
         from .catalog.service import Catalog
 
-        self.catalog = Catalog(self.store, self.config, self.root, self.mask_salt)
-        from .jobs.notify import Notifier, SmtpSettings
+        self.catalog = Catalog(
+            self.store, self.config, self.root, self.mask_salt, settings.source_url_env
+        )
+        from .jobs.notify import Notifier, SmtpSettings, WebhookPolicy
         from .jobs.service import JobService
 
         smtp = SmtpSettings(
@@ -62,7 +65,11 @@ class Platform:
             password=settings.smtp_password,
             starttls=settings.smtp_starttls,
         )
-        self.notifier = Notifier(self.store, secret, smtp)
+        webhooks = WebhookPolicy(
+            allowed_hosts=tuple(settings.webhook_allowed_hosts),
+            allowed_networks=tuple(settings.webhook_allowed_networks),
+        )
+        self.notifier = Notifier(self.store, self.keys.webhook_key, smtp, webhooks=webhooks)
         self.jobs = JobService(
             self.store,
             self.root,
@@ -87,10 +94,69 @@ class Platform:
         return self.config.get()
 
     def principal(
-        self, name: str, display_name: str = "", extra_groups: tuple[str, ...] = (), scope="user"
+        self,
+        name: str,
+        display_name: str = "",
+        extra_groups: tuple[str, ...] | None = None,
+        scope: str = "user",
     ) -> Principal:
+        """The user as policies see them (blocking: may read dataops.yaml, ask the Hub).
+
+        Groups: those of dataops.yaml, plus those the identity provider vouched for with the
+        request (``extra_groups``), or else those of the directory (JupyterHub's, for users
+        who are not the one asking: job owners, scheduled runs).
+        """
+        if name.startswith(GROUP_PREFIX):
+            # A team acts with its own grants: the group's, never the union of its members'.
+            return Principal(name, display_name or name, (name[len(GROUP_PREFIX) :],), scope)
+        if extra_groups is None:
+            extra_groups = self.directory.groups_of(name) if self.directory else ()
         groups = set(self.workspace_config().groups_of(name)) | set(extra_groups)
         return Principal(name, display_name or name, tuple(sorted(groups)), scope)
+
+    def run_principal(self, name: str, scope: str) -> Principal:
+        """The principal of a job run's token (blocking): its owner, and the member who
+        triggered it when the owner is a team."""
+        p = self.principal(name, scope=scope)
+        if p.is_group and scope.startswith("run:"):
+            with self.store.session() as s:
+                actor = s.scalar(select(t.Run.triggered_by).where(t.Run.id == scope[4:]))
+            p = Principal(p.name, p.display_name, p.groups, p.scope, actor=actor or None)
+        return p
+
+    def token_lives(self, claims: dict[str, Any]) -> bool:
+        """Whether what a verified DataOps token is bound to still lives (blocking).
+
+        A kernel token: its kernel is a live kernel of this server. A run token: its run is
+        running, as the token's user.
+        """
+        scope = claims["scope"]
+        if scope == "kernel":
+            return self.kernel_alive(str(claims.get("kid", "")))
+        if scope.startswith("run:"):
+            with self.store.session() as s:
+                run = s.get(t.Run, scope[4:])
+                return run is not None and run.status == "running" and run.owner == claims["sub"]
+        return False
+
+    def renew_token(self, token: str) -> tuple[str, float]:
+        """A fresh token for a kernel or run token, expired or not, while its kernel or run
+        lives (blocking): (token, expires at, epoch seconds)."""
+        from .exceptions import Unauthorized
+        from .identity import TokenError
+
+        try:
+            claims = self.tokens.verify(token, allow_expired=True)
+        except TokenError as e:
+            raise Unauthorized(e.message, details={"reason": e.reason}) from None
+        if not self.token_lives(claims):
+            what = "kernel" if claims["scope"] == "kernel" else "run"
+            raise Unauthorized(
+                f"the token's {what} is no longer running: it cannot be renewed",
+                details={"reason": "gone"},
+            )
+        fresh = self.tokens.mint(claims["sub"], claims["scope"], kernel_id=claims.get("kid"))
+        return fresh, self.tokens.verify(fresh)["exp"]
 
     def kernel_owner(self) -> str:
         """The user whose kernels this server starts (the hub user under JupyterHub)."""
@@ -132,8 +198,15 @@ class Platform:
             counts=self.counts(),
         )
 
-    def executor(self, server_url: str, workers: int | None = None, warm: int | None = None) -> Any:
-        """The run dispatcher (local runners, and Dask when configured) for this workspace."""
+    def executor(
+        self,
+        server_url: str,
+        workers: int | None = None,
+        warm: int | None = None,
+        kind: str = "server",
+    ) -> Any:
+        """The run dispatcher (local runners, and Dask when configured) for this workspace;
+        ``kind`` names its identity (see jobs/dispatchers.py)."""
         from .jobs.executors.local import LocalExecutor
 
         if server_url:
@@ -147,6 +220,7 @@ class Platform:
             dask_scheduler_address=self.settings.dask_scheduler_address,
             fork_kernels=self.settings.fork_kernels,
             kernel_preload=tuple(self.settings.kernel_preload),
+            kind=kind,
         )
 
     def is_admin(self, user: Principal) -> bool:
@@ -155,4 +229,5 @@ class Platform:
     def close(self) -> None:
         self._query_pool.shutdown(wait=False, cancel_futures=True)
         self.notifier.close()  # deliveries under way finish and are recorded
+        self.jobs.stop_dispatching()
         self.store.close()

@@ -10,7 +10,7 @@ import getpass
 import socket
 from pathlib import Path
 
-from traitlets import Bool, Int, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 
@@ -21,6 +21,21 @@ class DataOps(LoggingConfigurable):
         "",
         help="Workspace root. Defaults to the Jupyter server's root_dir (the CLI: the current "
         "directory). dataops.yaml and .dataops/ live here.",
+    ).tag(config=True)
+
+    mode = Unicode(
+        "personal",
+        help="'personal': everything runs in this Jupyter server (the default). 'service': "
+        "this process is the team's DataOps service (`jupyter dataops serve` sets it). When "
+        "service_url is set, the extension is a client of that service instead.",
+    ).tag(config=True)
+
+    service_url = Unicode(
+        "",
+        help="URL of the team's DataOps service, e.g. http://127.0.0.1:8000/services/dataops/ "
+        "(team mode). The sidebar and kernels then use the service, as this server's user "
+        "(with its JupyterHub API token); nothing governed is stored in or readable from "
+        "this server.",
     ).tag(config=True)
 
     db_url = Unicode(
@@ -39,6 +54,13 @@ class DataOps(LoggingConfigurable):
         help="DataOps user of a personal server. Jupyter's default identity provider only knows "
         "anonymous token users, so on a server that is not behind JupyterHub every request is "
         "this user. Ignored when a real identity provider (JupyterHub, custom) names the user.",
+    ).tag(config=True)
+
+    token_ttl = Float(
+        3600.0,
+        help="Seconds a kernel's or a job run's DataOps token is valid. The kernel client "
+        "renews it before it expires, and the server renews only while the token's kernel or "
+        "run lives: a token is useless once its kernel is gone or its run has ended.",
     ).tag(config=True)
 
     db_threads = Int(
@@ -134,9 +156,55 @@ class DataOps(LoggingConfigurable):
         False, help="Upgrade the SMTP connection with STARTTLS before logging in and sending."
     ).tag(config=True)
 
+    source_url_env = List(
+        Unicode(),
+        default_value=[],
+        help="Environment variables SQL source URLs may use as ${NAME}, e.g. ['WAREHOUSE_PASSWORD']"
+        " (in dataops.yaml and in registered datasets alike). Default: none, so no source URL "
+        "can read the server's environment.",
+    ).tag(config=True)
+
+    webhook_allowed_hosts = List(
+        Unicode(),
+        default_value=[],
+        help="Hosts job webhooks may call. Empty (the default): any host whose addresses are "
+        "public. Otherwise only these: names (hooks.example.com), wildcards (*.example.com) "
+        "or networks the host's addresses are in (203.0.113.0/24). Checked when a job is "
+        "defined (400) and at every delivery.",
+    ).tag(config=True)
+
+    webhook_allowed_networks = List(
+        Unicode(),
+        default_value=[],
+        help="Networks of non-public addresses job webhooks may reach anyway, e.g. "
+        "['10.20.0.0/16']. Loopback, link-local (cloud metadata), private, reserved and "
+        "multicast addresses are refused unless listed here, after DNS resolution.",
+    ).tag(config=True)
+
+    @validate("webhook_allowed_networks")
+    def _validate_networks(self, proposal: dict) -> list[str]:
+        import ipaddress
+
+        for entry in proposal["value"]:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise TraitError(
+                    f"DataOps.webhook_allowed_networks: {entry!r} is not a network "
+                    "(e.g. 10.0.0.0/8 or 127.0.0.1)"
+                ) from None
+        return list(proposal["value"])
+
     @default("smtp_from")
     def _default_smtp_from(self) -> str:
         return f"dataops@{socket.gethostname() or 'localhost'}"
+
+    @validate("mode")
+    def _validate_mode(self, proposal: dict) -> str:
+        value = str(proposal["value"])
+        if value not in ("personal", "service"):
+            raise TraitError(f"DataOps.mode must be 'personal' or 'service', not {value!r}")
+        return value
 
     @validate("executor")
     def _validate_executor(self, proposal: dict) -> str:

@@ -54,9 +54,14 @@ def openapi_document() -> dict[str, Any]:
         path = _openapi_path(h.path)
         for method, op in sorted(h.operations.items()):
             ok_schema = ref(op.response) if op.response else {"type": "object"}
+            callers = ["user", *(["kernel"] if op.kernel_token else [])]
+            callers += ["run"] if op.run_token else []
             entry: dict[str, Any] = {
                 "operationId": method + re.sub(r"[^A-Za-z0-9]+", "_", path).rstrip("_"),
                 "summary": op.summary,
+                # Who may call it (401: no valid credentials; 403: not this caller): users,
+                # kernels' tokens, job runs' tokens (their own run only). See docs/api.md.
+                "x-dataops-callers": callers,
                 "responses": {
                     "200": {
                         "description": "OK",
@@ -106,7 +111,8 @@ def openapi_document() -> dict[str, Any]:
                     "type": "apiKey",
                     "in": "header",
                     "name": "Authorization",
-                    "description": "`DataOps <kernel or job token>`",
+                    "description": "`DataOps <kernel or job run token>`: expiring, valid while "
+                    "its kernel or run lives, renewed with POST token/renew",
                 },
             },
         },

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -28,7 +29,7 @@ from ..exceptions import (
     NotFound,
 )  # fmt: skip
 from ..governance import audit
-from ..governance.compiler import compile_select
+from ..governance.compiler import GovernedSelect, compile_read
 from ..governance.filters import parse_user_filter
 from ..governance.policy import DatasetFacts, Decision, decide
 from ..identity import Principal
@@ -41,6 +42,7 @@ from ..models import (
     RegisterDatasetRequest,
     VersionInfo,
 )  # fmt: skip
+from ..paths import fixed_prefix, workspace_path
 from ..store import Store, redact_url
 from ..store import tables as t
 from .sources import FileSource, Snapshot, SqlTableSource, columns_of, open_source
@@ -49,14 +51,38 @@ _SOURCE = TypeAdapter(Source)
 log = logging.getLogger(__name__)
 
 
-def _engine_error(e: Exception) -> DataOpsError:
-    """An engine failure as a user error. Engine messages can quote values (even from rows
-    the user may not see), so they go to the server log only, never to the user."""
-    name = type(e).__name__
-    log.warning("query failed: %r", e)
+_SQLSTATE = re.compile(r"SQLSTATE:? ?([0-9A-Z]{5})")
+_PG_DATA_EXCEPTION = re.compile(
+    r"ERROR:\s+(division by zero|\w+ out of range|invalid input syntax|numeric field overflow"
+    r"|value too long|invalid regular expression)"
+)
+
+
+def engine_error(e: BaseException, dataset: str = "") -> DataOpsError:
+    """An engine failure as a user error: the one path for every read (pull and preview).
+
+    Engine messages can quote values, even of rows or columns the user may not see, so they
+    reach neither the user nor the server log: both get the error's type only.
+    """
     if isinstance(e, DataOpsError):
         return e
-    if name in (
+    name = type(e).__name__
+    # Drivers give the SQLSTATE as an attribute, or (through Arrow streams) only in their text;
+    # only the code is kept from it.
+    sqlstate = str(getattr(e, "sqlstate", "") or "")
+    if not sqlstate and (m := _SQLSTATE.search(str(e))):
+        sqlstate = m.group(1)
+    if not sqlstate and _PG_DATA_EXCEPTION.search(str(e)):
+        sqlstate = "22000"  # libpq's text through an Arrow stream carries no code
+    log.warning(
+        "governed read of %r failed in the engine: %s%s",
+        dataset,
+        name,
+        f" (SQLSTATE {sqlstate})" if sqlstate else "",
+    )
+    # SQL's class 22 is "data exception" (division by zero, overflow, bad cast): the read's
+    # own expression failed on some row, not the source.
+    if sqlstate.startswith("22") or name in (
         "ConversionException",
         "BinderException",
         "InvalidInputException",
@@ -77,7 +103,7 @@ class Plan:
 
     dataset: str
     version: str
-    sql: str
+    sql: GovernedSelect  # what ``source.execute`` runs
     source: FileSource | SqlTableSource
     columns: list[str]
     decision: Decision
@@ -90,23 +116,31 @@ class Plan:
         try:
             reader = self.source.execute(self.sql)
         except Exception as e:
-            raise _engine_error(e) from e
+            raise engine_error(e, self.dataset) from None
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
                 yield from reader
             except Exception as e:
-                raise _engine_error(e) from e
+                raise engine_error(e, self.dataset) from None
 
         return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
 class Catalog:
-    def __init__(self, store: Store, config_loader: Any, root: Path, salt: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config_loader: Any,
+        root: Path,
+        salt: str,
+        source_env: Sequence[str] = (),
+    ) -> None:
         self.store = store
         self.config = config_loader
         self.root = root
         self.salt = salt
+        self.source_env = tuple(source_env)  # c.DataOps.source_url_env
         self._synced_generation = -1
         self._sync_lock = threading.Lock()
 
@@ -143,6 +177,9 @@ class Catalog:
         row.tags = list(spec.tags)
         row.source = spec.source.model_dump()
         row.columns = {k: v.model_dump() for k, v in spec.columns.items()}
+
+    def _open(self, spec: Source) -> FileSource | SqlTableSource:
+        return open_source(spec, self.root, self.source_env)
 
     # lookups ------------------------------------------------------------------------------------
     def _row(self, s: Any, name: str) -> t.Dataset:
@@ -247,9 +284,7 @@ class Catalog:
         for row in rows:
             if latest[row.id] is None:  # never observed: look once, so access is accurate
                 try:
-                    latest[row.id] = self._current(
-                        row, open_source(self._spec(row).source, self.root)
-                    )
+                    latest[row.id] = self._current(row, self._open(self._spec(row).source))
                 except DataOpsError:
                     pass  # unreachable now; listed without its schema
         for row in rows:
@@ -280,7 +315,7 @@ class Catalog:
             row = self._row(s, name)
         spec = self._spec(row)
         if refresh:
-            self._current(row, open_source(spec.source, self.root))
+            self._current(row, self._open(spec.source))
         with self.store.session() as s:
             versions = list(
                 s.scalars(
@@ -322,13 +357,14 @@ class Catalog:
             ],
         )
 
-    def refresh(self, user: Principal, name: str, admins: Sequence[str]) -> VersionInfo:
+    def refresh(self, user: Principal, name: str) -> VersionInfo:
         self.sync()
+        admins = self.config.get().admins
         with self.store.session() as s:
             row = self._row(s, name)
         if user.name != row.owner and user.name not in admins:
             raise Forbidden(f"only the owner ({row.owner}) or an admin may refresh {name!r}")
-        v = self._record_version(row.id, open_source(self._spec(row).source, self.root).snapshot())
+        v = self._record_version(row.id, self._open(self._spec(row).source).snapshot())
         return VersionInfo(
             fingerprint=v.fingerprint, row_count=v.row_count, observed_at=v.created_at
         )
@@ -341,9 +377,15 @@ class Catalog:
         except (ValidationError, TypeError) as e:
             raise InvalidRequest(f"invalid dataset source or columns: {e}") from None
         if isinstance(source, ParquetSource | CsvSource):
-            path = (self.root / source.path).resolve()
-            if not path.is_relative_to(self.root.resolve()):
-                raise Forbidden(f"file sources must be inside the workspace ({self.root})")
+            workspace_path(self.root, fixed_prefix(source.path), "file sources")
+        elif not self.config.get().may_register_sql(user.name, user.groups):
+            # Before anything connects: a SQL source reaches the network with the URL's (or
+            # the server's) credentials.
+            raise Forbidden(
+                f"{user.name} may not register SQL sources: that is for admins and the users "
+                f"and groups of sql_source_registrars in {self.config.path}",
+                details={"field": "source.type"},
+            )
         spec = DatasetSpec(
             title=req.title,
             description=req.description,
@@ -352,7 +394,7 @@ class Catalog:
             source=source,
             columns=columns,
         )
-        src = open_source(spec.source, self.root)
+        src = self._open(spec.source)
         snap = src.snapshot()  # proves the source is readable before anything is written
         unknown = sorted(set(columns) - {c["name"] for c in snap.schema})
         if unknown:
@@ -385,7 +427,7 @@ class Catalog:
             with self.store.session() as s:
                 row = self._row(s, name)
             spec = self._spec(row)
-            source = open_source(spec.source, self.root)
+            source = self._open(spec.source)
             current = self._current(row, source)
             version = current.fingerprint
             facts = self._facts(row, current)
@@ -411,7 +453,7 @@ class Catalog:
                 raise InvalidRequest("columns lists a column twice")
             kinds = {c["name"]: c["kind"] for c in current.schema}
             where = parse_user_filter(req.where, kinds) if req.where else None
-            sql = compile_select(
+            sql = compile_read(
                 source.relation(),
                 columns_of(current.schema),
                 decision,

@@ -14,7 +14,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import sqlglot
 from sqlglot import exp
 
 from ..config import CsvSource, ParquetSource, SqlSource
-from ..exceptions import BadGateway, InvalidRequest
+from ..exceptions import BadGateway, Forbidden, InvalidRequest
 from ..governance.compiler import (
     BOOLEAN,
     DECIMAL,
@@ -34,9 +34,16 @@ from ..governance.compiler import (
     STRING,
     TEMPORAL,
     Column,
+    GovernedSelect,
 )  # fmt: skip
+from ..governance.filters import SQLGLOT_DIALECTS, check_source_query
+from ..paths import GLOB_CHARS, STATE_DIR, in_state_dir
 
 BATCH_ROWS = 256 * 1024
+# The governed relation of one PostgreSQL read (a session's temporary schema is its own).
+BARRIER_VIEW = exp.table_("dops_governed", db="pg_temp", quoted=True)
+# SQLSTATEs of a session that may not create a temporary view: read-only, no TEMP privilege.
+NO_TEMP_OBJECTS = ("25006", "42501")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -92,27 +99,34 @@ class FileSource:
         self.path = path if path.is_absolute() else (root / path)
 
     def files(self) -> list[Path]:
+        """The files the source names, none of them in the workspace's state directory
+        (a directory or a glob may reach into it, through a symlink too)."""
         p = self.path
         if p.is_dir():
-            suffix = ".parquet" if isinstance(self.spec, ParquetSource) else ".csv"
-            found = sorted(x for x in p.rglob(f"*{suffix}*") if x.is_file())
-        elif any(ch in str(p) for ch in "*?["):
-            found = sorted(Path(x) for x in glob.glob(str(p), recursive=True))
+            pattern = "*.parquet" if isinstance(self.spec, ParquetSource) else "*.csv*"
+            found = sorted(x for x in p.rglob(pattern) if x.is_file())
+        elif any(ch in str(p) for ch in GLOB_CHARS):
+            found = sorted(Path(x) for x in glob.glob(str(p), recursive=True) if os.path.isfile(x))
         else:
             found = [p] if p.exists() else []
-        if not found:
+        kept = [f for f in found if not in_state_dir(self.root, f)]
+        if found and not kept:
+            raise Forbidden(
+                f"{self.spec.path}: every file it names is in {STATE_DIR}/, the platform's "
+                "state directory, which no dataset may read",
+                details={"path": self.spec.path, "state_dir": STATE_DIR},
+            )
+        if not kept:
             raise BadGateway(
                 f"source unreachable: no files at {self.spec.path}",
                 details={"path": self.spec.path},
             )
-        return found
+        return kept
 
     def relation(self) -> exp.Expression:
-        p = self.path
-        target = str(p / "**" / "*.parquet") if (
-            p.is_dir() and isinstance(self.spec, ParquetSource)) else (
-            str(p / "**" / "*.csv*") if p.is_dir() else str(p))  # fmt: skip
-        arg = exp.Literal.string(target)
+        # DuckDB reads exactly the files checked above: its own globbing would enter hidden
+        # directories, .dataops/ included.
+        files = exp.Array(expressions=[exp.Literal.string(str(f)) for f in self.files()])
         if isinstance(self.spec, ParquetSource):
             opts = [
                 exp.EQ(
@@ -120,7 +134,7 @@ class FileSource:
                     expression=exp.Boolean(this=self.spec.hive_partitioning),
                 )
             ]
-            fn = exp.Anonymous(this="read_parquet", expressions=[arg, *opts])
+            fn = exp.Anonymous(this="read_parquet", expressions=[files, *opts])
         else:
             opts = [
                 exp.EQ(
@@ -128,7 +142,7 @@ class FileSource:
                 ),
                 exp.EQ(this=exp.column("header"), expression=exp.Boolean(this=self.spec.header)),
             ]
-            fn = exp.Anonymous(this="read_csv", expressions=[arg, *opts])
+            fn = exp.Anonymous(this="read_csv", expressions=[files, *opts])
         return exp.Table(this=fn)
 
     def fingerprint(self) -> str:
@@ -156,10 +170,10 @@ class FileSource:
             con.close()
         return Snapshot(fp, int(rows[0]) if rows else None, schema_of(arrow_schema))
 
-    def execute(self, sql: str) -> pa.RecordBatchReader:
+    def execute(self, statement: GovernedSelect) -> pa.RecordBatchReader:
         con = duckdb_connect()
         try:
-            reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
+            reader = con.sql(statement.sql()).to_arrow_reader(BATCH_ROWS)
         except Exception:
             con.close()
             raise
@@ -178,23 +192,28 @@ def _closing_reader(reader: pa.RecordBatchReader, resource: Any) -> pa.RecordBat
     return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
-def expand_env(url: str) -> str:
+def expand_env(url: str, allowed: Sequence[str] = ()) -> str:
+    """``${NAME}`` replaced from the server's environment, for names the server's settings
+    allow (``c.DataOps.source_url_env``): whoever writes a source URL must not be able to
+    read the rest of the server's environment through it (its tokens, its keys)."""
+
     def sub(m: re.Match[str]) -> str:
-        if m.group(1) not in os.environ:
-            raise InvalidRequest(f"source URL uses ${{{m.group(1)}}}, which is not set")
-        return os.environ[m.group(1)]
+        name = m.group(1)
+        if name not in allowed:
+            raise InvalidRequest(
+                f"source URL uses ${{{name}}}, which is not in c.DataOps.source_url_env "
+                f"(the environment variables source URLs may use: "
+                f"{', '.join(allowed) or 'none'})",
+                details={"field": "source.url", "variable": name},
+            )
+        if name not in os.environ:
+            raise InvalidRequest(
+                f"source URL uses ${{{name}}}, which is not set",
+                details={"field": "source.url", "variable": name},
+            )
+        return os.environ[name]
 
     return _ENV.sub(sub, url)
-
-
-_SQLGLOT_DIALECT = {
-    "postgresql": "postgres",
-    "sqlite": "sqlite",
-    "mysql": "mysql",
-    "mariadb": "mysql",
-    "mssql": "tsql",
-    "oracle": "oracle",
-}
 
 
 class SqlTableSource:
@@ -208,34 +227,41 @@ class SqlTableSource:
 
     GOVERNED_IN_DUCKDB = "source_rows"
 
-    def __init__(self, spec: SqlSource) -> None:
+    def __init__(self, spec: SqlSource, env: Sequence[str] = ()) -> None:
         import sqlalchemy as sa
 
         self.spec = spec
         try:
-            self.url = sa.make_url(expand_env(spec.url))
+            self.url = sa.make_url(expand_env(spec.url, env))
         except sa.exc.ArgumentError as e:
-            raise InvalidRequest(f"invalid source URL: {e}") from None
+            raise InvalidRequest(
+                f"invalid source URL: {e}", details={"field": "source.url"}
+            ) from None
         self.backend = self.url.get_backend_name()
-        self.source_dialect = _SQLGLOT_DIALECT.get(self.backend, self.backend)
+        self.source_dialect = SQLGLOT_DIALECTS.get(self.backend, self.backend)
         # The dialect the governed statement is compiled for.
         self.dialect = "postgres" if self.backend == "postgresql" else "duckdb"
-        if spec.query is not None:
-            try:
-                parsed = sqlglot.parse(spec.query, read=self.source_dialect)
-            except sqlglot.errors.ParseError as e:
-                raise InvalidRequest(f"source query does not parse: {e}") from None
-            if len(parsed) != 1 or not isinstance(parsed[0], exp.Query):
-                raise InvalidRequest("source query must be one SELECT")
+        # What runs on the source is the checked tree, rendered again: never the text as given.
+        self.query = (
+            check_source_query(spec.query, self.source_dialect, "source.query")
+            if spec.query is not None
+            else None
+        )
+        self.version_query = (
+            check_source_query(spec.version_query, self.source_dialect, "source.version_query")
+            if spec.version_query
+            else None
+        )
 
     def native_relation(self) -> str:
         """The table or query, in the source's own SQL."""
-        if self.spec.table is not None:
-            return exp.to_table(self.spec.table, dialect=self.source_dialect).sql(
+        if self.query is None:
+            return exp.to_table(self.spec.table or "", dialect=self.source_dialect).sql(
                 dialect=self.source_dialect
             )
-        query = sqlglot.parse_one(self.spec.query or "", read=self.source_dialect)
-        sub = exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier("source")))
+        sub = exp.Subquery(
+            this=self.query.copy(), alias=exp.TableAlias(this=exp.to_identifier("source"))
+        )
         return sub.sql(dialect=self.source_dialect)
 
     def relation(self) -> exp.Expression:
@@ -260,8 +286,13 @@ class SqlTableSource:
 
     # connections ------------------------------------------------------------------------------
     def _adbc_uri(self) -> str:
-        u = self.url.set(drivername="postgresql")
-        return u.render_as_string(hide_password=False)
+        from urllib.parse import quote, urlencode
+
+        u = self.url.set(drivername="postgresql", query={})
+        uri = u.render_as_string(hide_password=False)
+        # libpq decodes %20, not the "+" SQLAlchemy writes for a space (options=-c ...).
+        query = urlencode(dict(self.url.query), doseq=True, quote_via=quote)
+        return f"{uri}?{query}" if query else uri
 
     def _fetch(self, sql: str) -> pa.RecordBatchReader:
         if self.backend == "postgresql":
@@ -318,15 +349,55 @@ class SqlTableSource:
         except Exception as e:
             raise self._unreachable(e) from e
 
-    def execute(self, sql: str) -> pa.RecordBatchReader:
-        """Run the governed statement (compiled for :attr:`dialect`)."""
+    def _fetch_governed(self, statement: GovernedSelect) -> pa.RecordBatchReader:
+        """PostgreSQL: the governed relation as a ``security_barrier`` view of this session.
+
+        The planner then evaluates the user's filter on the view's rows only, except for
+        conditions built of leakproof operators (comparisons), which still reach indexes.
+        Where the session may not create temporary objects (a read-only standby, no TEMP
+        privilege), the statement is fenced with OFFSET 0 instead: as safe, without indexes.
+        """
+        import adbc_driver_postgresql.dbapi as pg
+
+        conn = pg.connect(self._adbc_uri())
+        try:
+            cur = conn.cursor()
+            try:
+                cur.execute(
+                    f"CREATE TEMPORARY VIEW {BARRIER_VIEW.sql(dialect='postgres')} "
+                    f"WITH (security_barrier) AS {statement.governed_sql()}"
+                )
+                sql = statement.read_sql(BARRIER_VIEW)
+            except pg.Error as e:
+                if getattr(e, "sqlstate", None) not in NO_TEMP_OBJECTS:
+                    raise
+                conn.rollback()
+                sql = statement.fenced_sql()
+            cur.execute(sql)
+            reader = cur.fetch_record_batch()
+        except Exception:
+            conn.close()
+            raise
+
+        class _Both:
+            def close(self) -> None:
+                cur.close()
+                conn.close()  # the view ends with the session
+
+        return _closing_reader(reader, _Both())
+
+    def execute(self, statement: GovernedSelect) -> pa.RecordBatchReader:
+        """Run a governed read compiled for :attr:`dialect`."""
         if self.dialect == "postgres":
-            return self._native(sql)
+            try:
+                return self._fetch_governed(statement)
+            except Exception as e:
+                raise self._unreachable(e) from e
         rows = self._native(f"SELECT * FROM {self.native_relation()}")
         con = duckdb_connect()
         try:
             con.register(self.GOVERNED_IN_DUCKDB, rows)
-            reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
+            reader = con.sql(statement.sql()).to_arrow_reader(BATCH_ROWS)
         except Exception:
             con.close()
             raise
@@ -342,8 +413,8 @@ class SqlTableSource:
         table = self._native(f"SELECT * FROM {rel} LIMIT 100").read_all()
         schema = schema_of(table.schema)
         (count,) = self._scalar_row(f"SELECT COUNT(*) FROM {rel}") or [None]
-        if self.spec.version_query:
-            marker: Any = self._scalar_row(self.spec.version_query)
+        if self.version_query is not None:
+            marker: Any = self._scalar_row(self.version_query.sql(dialect=self.source_dialect))
         elif self.backend == "postgresql" and self.spec.table:
             # Insert/update/delete counters change with every committed write.
             marker = self._scalar_row(
@@ -357,10 +428,11 @@ class SqlTableSource:
 
 
 def open_source(
-    spec: ParquetSource | CsvSource | SqlSource, root: Path
+    spec: ParquetSource | CsvSource | SqlSource, root: Path, env: Sequence[str] = ()
 ) -> FileSource | SqlTableSource:
+    """The source of a spec; ``env``: the environment variables SQL URLs may use."""
     if isinstance(spec, SqlSource):
-        return SqlTableSource(spec)
+        return SqlTableSource(spec, env)
     return FileSource(spec, root)
 
 

@@ -7,8 +7,11 @@ Imports nothing of the server side.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,6 +19,9 @@ from typing import Any
 
 URL_ENV = "JUPYTER_DATAOPS_URL"
 TOKEN_ENV = "JUPYTER_DATAOPS_TOKEN"
+# "token" in team mode: kernels send their JupyterHub API token to the DataOps service.
+SCHEME_ENV = "JUPYTER_DATAOPS_AUTH_SCHEME"
+HUB_TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
 API_PREFIX = "dataops/api/v1/"
 
 
@@ -45,10 +51,16 @@ class Client:
         c.status()["user"]["name"]
     """
 
-    def __init__(self, url: str, token: str, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self, url: str, token: str, *, timeout: float = 60.0, scheme: str = "DataOps"
+    ) -> None:
         self.url = url if url.endswith("/") else url + "/"
         self.token = token
         self.timeout = timeout
+        # "DataOps" for the tokens a server gives its kernels and runs (renewed here before
+        # they expire); "token" for Jupyter or JupyterHub API tokens.
+        self.scheme = scheme
+        self._renew_lock = threading.Lock()
         # Every governed read of this session: dataset, version, rows (for run lineage).
         self.lineage: list[dict[str, Any]] = []
 
@@ -59,18 +71,49 @@ class Client:
         if params:
             url += "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(url, data=data, method=method)
-        req.add_header("Authorization", f"DataOps {self.token}")
-        if data is not None:
+        if self.scheme == "DataOps" and _expires_soon(self.token):
+            self.renew()
+        for attempt in (1, 2):
+            req = urllib.request.Request(url, data=data, method=method)
+            req.add_header("Authorization", f"{self.scheme} {self.token}")
+            if data is not None:
+                req.add_header("Content-Type", "application/json")
+            try:
+                return urllib.request.urlopen(req, timeout=self.timeout)
+            except urllib.error.HTTPError as e:
+                err = _from_http_error(e)
+                if attempt == 1 and self.scheme == "DataOps" and _expired(err):
+                    self.renew()  # the kernel slept past its token's expiry
+                    continue
+                raise err from None
+            except urllib.error.URLError as e:
+                raise DataOpsClientError(
+                    f"cannot reach the DataOps server at {self.url}: {e.reason}",
+                    code="unreachable",
+                ) from None
+        raise AssertionError("unreachable")
+
+    def renew(self) -> None:
+        """Exchange this client's DataOps token for a fresh one (the server does so only while
+        the token's kernel or run lives)."""
+        with self._renew_lock:
+            url = urllib.parse.urljoin(self.url, API_PREFIX + "token/renew")
+            req = urllib.request.Request(url, data=b"{}", method="POST")
+            req.add_header("Authorization", f"DataOps {self.token}")
             req.add_header("Content-Type", "application/json")
-        try:
-            return urllib.request.urlopen(req, timeout=self.timeout)
-        except urllib.error.HTTPError as e:
-            raise _from_http_error(e) from None
-        except urllib.error.URLError as e:
-            raise DataOpsClientError(
-                f"cannot reach the DataOps server at {self.url}: {e.reason}", code="unreachable"
-            ) from None
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    fresh = json.loads(resp.read())["token"]
+            except urllib.error.HTTPError as e:
+                raise _from_http_error(e) from None
+            except urllib.error.URLError as e:
+                raise DataOpsClientError(
+                    f"cannot reach the DataOps server at {self.url}: {e.reason}",
+                    code="unreachable",
+                ) from None
+            if os.environ.get(TOKEN_ENV) == self.token:
+                os.environ[TOKEN_ENV] = fresh  # what this kernel starts next gets it too
+            self.token = fresh
 
     def request(
         self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
@@ -135,6 +178,27 @@ class Client:
         return table.replace_schema_metadata({b"dataops": json.dumps(read).encode()})
 
 
+def _claims(token: str) -> dict[str, Any]:
+    """A JWT's claims, unverified (the server verifies; this only reads the expiry)."""
+    try:
+        part = token.split(".")[1]
+        return dict(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))))
+    except Exception:
+        return {}
+
+
+def _expires_soon(token: str) -> bool:
+    c = _claims(token)
+    exp, iat = c.get("exp"), c.get("iat")
+    if not isinstance(exp, int | float) or not isinstance(iat, int | float):
+        return False
+    return exp - time.time() < (exp - iat) / 3
+
+
+def _expired(err: DataOpsClientError) -> bool:
+    return err.status == 401 and err.details.get("reason") == "expired"
+
+
 def _from_http_error(e: urllib.error.HTTPError) -> DataOpsClientError:
     try:
         err = json.loads(e.read())["error"]
@@ -148,17 +212,23 @@ def _from_http_error(e: urllib.error.HTTPError) -> DataOpsClientError:
 _default: Client | None = None
 
 
-def connect(url: str | None = None, token: str | None = None) -> Client:
+def connect(url: str | None = None, token: str | None = None, scheme: str = "DataOps") -> Client:
     """The client for this kernel's server (from the environment), or for ``url``/``token``.
+
+    ``scheme``: ``"DataOps"`` for a DataOps kernel or run token, ``"token"`` for a Jupyter
+    server's or JupyterHub's API token.
 
     Example::
 
         dops.connect()                                  # the server that started this kernel
-        dops.connect("http://127.0.0.1:8888/", "dops1...")   # another server
+        dops.connect("http://127.0.0.1:8888/", "<server token>", scheme="token")
     """
     global _default
     if url is None and token is None and _default is not None:
         return _default
+    if url is None and token is None and os.environ.get(SCHEME_ENV) == "token":
+        scheme = "token"  # a kernel of a user's server in team mode: its Hub API token
+        token = os.environ.get(TOKEN_ENV) or os.environ.get(HUB_TOKEN_ENV)
     url = url or os.environ.get(URL_ENV)
     token = token or os.environ.get(TOKEN_ENV)
     if not url or not token:
@@ -168,7 +238,7 @@ def connect(url: str | None = None, token: str | None = None) -> Client:
             "Call dops.connect(url, token) to choose one.",
             code="not_configured",
         )
-    _default = Client(url, token)
+    _default = Client(url, token, scheme=scheme)
     return _default
 
 

@@ -1,4 +1,5 @@
-"""The audit log: one append-only row per read, preview and denial."""
+"""The audit log: one append-only row per read, preview and denial, and per change to a job
+or run (who did it, and on whose behalf)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
@@ -21,9 +23,9 @@ MAX_PAGE = 1000
 @dataclass
 class AuditEntry:
     user: Principal
-    action: str  # read | preview
-    dataset: str
+    action: str  # read | preview | job.* | run.*
     decision: str  # allowed | denied | error
+    dataset: str = ""
     reason: str = ""
     version: str | None = None
     columns: Sequence[str] = ()
@@ -31,16 +33,21 @@ class AuditEntry:
     row_count: int | None = None
     masked: Sequence[str] = field(default_factory=list)
     duration_ms: float = 0.0
+    target: str | None = None
 
 
-def record(store: Store, e: AuditEntry) -> None:
-    with store.session() as s:
-        s.add(AuditEvent(
-            user=e.user.name, scope=e.user.scope, action=e.action, dataset=e.dataset,
-            version=e.version, columns=list(e.columns), filter=e.filter, row_count=e.row_count,
-            decision=e.decision, reason=e.reason[:2000], masked=list(e.masked),
-            duration_ms=round(e.duration_ms, 3),
-        ))  # fmt: skip
+def record(store: Store, e: AuditEntry, session: Any = None) -> None:
+    """Append one event (in ``session``'s transaction when given: written with the change)."""
+    if session is None:
+        with store.session() as s:
+            record(store, e, s)
+        return
+    session.add(AuditEvent(
+        user=e.user.name, actor=e.user.actor, scope=e.user.scope, action=e.action,
+        target=e.target, dataset=e.dataset, version=e.version, columns=list(e.columns),
+        filter=e.filter, row_count=e.row_count, decision=e.decision, reason=e.reason[:2000],
+        masked=list(e.masked), duration_ms=round(e.duration_ms, 3),
+    ))  # fmt: skip
 
 
 @dataclass

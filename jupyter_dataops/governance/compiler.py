@@ -5,7 +5,9 @@
     ) AS governed WHERE <user filter> LIMIT <n>
 
 Masks sit in the inner projection and the row filter in its WHERE, so the user's filter sees
-only what the user may see: it cannot probe a masked value or a hidden row. The statement is
+only what the user may see: it cannot probe a masked value or a hidden row. Where the engine's
+planner could still run the user's filter on hidden rows first (PostgreSQL), the inner SELECT
+becomes a ``security_barrier`` view (:class:`GovernedSelect`). The statement is
 built as a sqlglot tree and rendered in the engine's dialect (DuckDB for files, the source's
 own for SQL databases); every identifier is quoted.
 """
@@ -111,6 +113,85 @@ def _quote_columns(tree: exp.Expression) -> exp.Expression:
     return tree.transform(quote)
 
 
+GOVERNED = "governed"
+
+
+@dataclass(frozen=True)
+class GovernedSelect:
+    """A compiled read in two parts: the governed relation (masks in its projection, the row
+    filter in its WHERE) and the user's read of it (columns, filter, limit).
+
+    Kept apart because a planner may evaluate the user's filter before the row filter, on
+    rows the user may not see: an error it raises there (a division by zero) would tell a
+    hidden row from none. An engine that does so reads the governed relation through a barrier
+    (PostgreSQL: a ``security_barrier`` view, see catalog/sources.py).
+    """
+
+    governed: exp.Select
+    read: exp.Select  # FROM the governed relation, aliased GOVERNED
+    dialect: str
+
+    def sql(self) -> str:
+        """One statement: the governed relation as a subquery (DuckDB evaluates the row
+        filter first; tests/server/test_security_barrier.py checks it)."""
+        return self._over(exp.Subquery(this=self.governed.copy(), alias=_alias()))
+
+    def governed_sql(self) -> str:
+        return self.governed.sql(dialect=self.dialect, comments=False)
+
+    def read_sql(self, relation: exp.Table) -> str:
+        """The user's read of ``relation`` (a view made of :meth:`governed_sql`)."""
+        aliased = relation.copy()
+        aliased.set("alias", _alias())
+        return self._over(aliased)
+
+    def fenced_sql(self) -> str:
+        """One statement in which no condition crosses into the governed subquery: PostgreSQL
+        never pushes a condition into (nor pulls up) a subquery with an OFFSET. Every user
+        filter then runs on governed rows only, and uses no index."""
+        fenced = self.governed.copy().offset(0)
+        return self._over(exp.Subquery(this=fenced, alias=_alias()))
+
+    def _over(self, relation: exp.Expression) -> str:
+        read = self.read.copy()
+        read.set("from_", exp.From(this=relation))
+        return read.sql(dialect=self.dialect, comments=False)
+
+    def __str__(self) -> str:
+        return self.sql()
+
+
+def _alias() -> exp.TableAlias:
+    return exp.TableAlias(this=exp.to_identifier(GOVERNED))
+
+
+def compile_read(
+    source: exp.Expression,
+    schema: Sequence[Column],
+    decision: Decision,
+    columns: Sequence[str],
+    where: exp.Expression | None,
+    limit: int | None,
+    dialect: str,
+    salt: str,
+) -> GovernedSelect:
+    """The governed read; ``columns`` and ``where`` must already be validated."""
+    inner_proj = []
+    for col in schema:
+        mask = decision.masks.get(col.name)
+        value = mask_expression(col, mask, salt, dialect) if mask else _col(col.name)
+        inner_proj.append(exp.alias_(value, exp.to_identifier(col.name, quoted=True)))
+    inner = exp.select(*inner_proj).from_(source)
+    if decision.row_filter is not None:
+        inner = inner.where(_try_casts(_quote_columns(decision.row_filter.copy())))
+    outer = exp.select(*[_col(c) for c in columns]).from_(exp.to_table(GOVERNED))
+    if where is not None:
+        outer = outer.where(_try_casts(_quote_columns(where.copy())))
+    if limit is not None:
+        outer = outer.limit(limit)
+    return GovernedSelect(inner, outer, dialect)
+
+
 def compile_select(
     source: exp.Expression,
     schema: Sequence[Column],
@@ -121,20 +202,5 @@ def compile_select(
     dialect: str,
     salt: str,
 ) -> str:
-    """The governed SELECT; ``columns`` and ``where`` must already be validated."""
-    inner_proj = []
-    for col in schema:
-        mask = decision.masks.get(col.name)
-        value = mask_expression(col, mask, salt, dialect) if mask else _col(col.name)
-        inner_proj.append(exp.alias_(value, exp.to_identifier(col.name, quoted=True)))
-    inner = exp.select(*inner_proj).from_(source)
-    if decision.row_filter is not None:
-        inner = inner.where(_try_casts(_quote_columns(decision.row_filter.copy())))
-    outer = exp.select(*[_col(c) for c in columns]).from_(
-        exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("governed")))
-    )
-    if where is not None:
-        outer = outer.where(_try_casts(_quote_columns(where.copy())))
-    if limit is not None:
-        outer = outer.limit(limit)
-    return outer.sql(dialect=dialect, comments=False)
+    """The governed SELECT as one statement (see :func:`compile_read`)."""
+    return compile_read(source, schema, decision, columns, where, limit, dialect, salt).sql()

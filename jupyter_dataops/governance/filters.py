@@ -329,3 +329,105 @@ def render_row_filter(
     tree = tree.transform(substitute)
     # Comparisons with NULL are never true, so a missing attribute matches no rows.
     return tree
+
+
+# Source queries ----------------------------------------------------------------------------------
+# A SQL source's ``query`` and ``version_query`` run on the source database with the source's
+# credentials (possibly the server's own, through an allowed environment variable): each must be
+# one read-only SELECT of plain tables, calling only pure functions from this list. Anything
+# else (a function sqlglot does not know, a statement, SELECT ... INTO, FOR UPDATE, a data-
+# changing CTE) is refused naming the part, as filters are.
+
+SQLGLOT_DIALECTS = {
+    "postgresql": "postgres",
+    "sqlite": "sqlite",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "mssql": "tsql",
+    "oracle": "oracle",
+}
+
+
+def sqlglot_dialect(url: str) -> str:
+    """The sqlglot dialect of a SQLAlchemy URL (``postgresql+psycopg://...`` -> postgres)."""
+    backend = url.split("://", 1)[0].split("+", 1)[0].lower()
+    return SQLGLOT_DIALECTS.get(backend, backend)
+
+
+_QUERY_STRUCTURE: tuple[type[exp.Expression], ...] = (
+    exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery, exp.With, exp.CTE,
+    exp.From, exp.Join, exp.Where, exp.Group, exp.Having, exp.Order, exp.Ordered, exp.Limit,
+    exp.Offset, exp.Distinct, exp.Alias, exp.TableAlias, exp.Table, exp.Star, exp.Dot,
+    exp.Var, exp.Case, exp.If, exp.Interval, exp.Window, exp.WindowSpec,
+)  # fmt: skip
+QUERY_FUNCTIONS: tuple[type[exp.Expression], ...] = (
+    exp.Count, exp.Sum, exp.Min, exp.Max, exp.Avg, exp.Stddev, exp.StddevPop, exp.StddevSamp,
+    exp.Variance, exp.VariancePop, exp.Nullif, exp.Greatest, exp.Least, exp.Concat,
+    exp.ConcatWs, exp.Left, exp.Right, exp.Initcap, exp.MD5, exp.StrPosition, exp.Sqrt, exp.Ln,
+    exp.Log, exp.Exp, exp.Pow, exp.Sign, exp.CurrentTimestamp, exp.CurrentDate,
+    exp.CurrentTime, exp.DateTrunc, exp.TimestampTrunc, exp.Extract, exp.RowNumber, exp.Rank,
+    exp.DenseRank, exp.Lag, exp.Lead, exp.FirstValue, exp.LastValue, exp.TimeToStr,
+)  # fmt: skip
+
+
+MAX_QUERY_LENGTH = 100_000
+
+
+class QueryError(InvalidRequest):
+    """An invalid source query; ``details`` name the field and the position."""
+
+    code = "invalid_query"
+
+
+def _function_name(node: exp.Expression, dialect: str) -> str:
+    """The function's name as the query spells it (sqlglot's own class names are not)."""
+    if isinstance(node, exp.Anonymous):
+        return str(node.name)
+    return node.sql(dialect=dialect, comments=False).split("(", 1)[0].strip() or type(node).key
+
+
+def check_source_query(text: str, dialect: str, field: str) -> exp.Query:
+    """One read-only SELECT calling only allowed functions, parsed in ``dialect``."""
+
+    def fail(message: str, node: exp.Expression | None = None) -> QueryError:
+        pos = _position(node, text) if node is not None else {}
+        where = f" at line {pos['line']}, column {pos['column']}" if pos else ""
+        return QueryError(f"{field}{where}: {message}", details={"field": field, **pos})
+
+    if not isinstance(text, str) or not text.strip():
+        raise fail("it is empty")
+    if len(text) > MAX_QUERY_LENGTH:
+        raise fail(f"longer than {MAX_QUERY_LENGTH} characters")
+    try:
+        statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
+    except ParseError as e:
+        err = e.errors[0] if e.errors else {}
+        token = str(err.get("highlight") or "")
+        line, col = err.get("line"), err.get("col")
+        at = f" at line {line}, column {col}" if line else ""
+        said = f"unexpected {token!r}" if token else "it is incomplete"
+        raise fail(f"it does not parse{at}: {said}") from None
+    except TokenError as e:
+        raise fail(f"it does not parse: {e}") from None
+    if len(statements) != 1:
+        raise fail(f"give one SELECT, not {len(statements)} statements")
+    query = cast(exp.Expression, statements[0])
+    if not isinstance(query, exp.Query):
+        raise fail(f"give one SELECT, not {type(query).key.upper()}", query)
+    allowed = (*_ALLOWED, *_QUERY_STRUCTURE, *QUERY_FUNCTIONS)
+    for node in query.walk():
+        assert isinstance(node, exp.Expression)
+        if isinstance(node, exp.Func) and not isinstance(node, allowed):
+            raise fail(
+                f"function {_function_name(node, dialect).lower()}() is not allowed in a "
+                "source query (use aggregates, comparisons and plain scalar functions: the "
+                "query must only read)",
+                node,
+            )
+        if not isinstance(node, allowed):
+            raise fail(
+                f"{node.sql(dialect=dialect, comments=False)[:60]!r} is not allowed: a source "
+                "query is one read-only SELECT (no INTO, locking, or data-changing clause)",
+                node,
+            )
+    return query

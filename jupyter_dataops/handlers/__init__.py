@@ -26,6 +26,7 @@ from .jobs import (
 )
 from .openapi import OpenAPIHandler
 from .status import StatusHandler
+from .token import TokenRenewHandler
 from .workspace import ValidateConfigHandler
 
 RESOURCES: list[type[DataOpsHandler]] = [
@@ -46,6 +47,7 @@ RESOURCES: list[type[DataOpsHandler]] = [
     RerunHandler,
     LogHandler,
     OutputHandler,
+    TokenRenewHandler,
     OpenAPIHandler,
 ]
 

@@ -44,7 +44,7 @@ class AuditHandler(DataOpsHandler):
     @authorized
     async def get(self) -> None:
         user = self.principal()
-        if not self.platform.is_admin(user):
+        if not await self.platform.store.run(self.platform.is_admin, user):
             raise Forbidden(
                 f"the audit log is for admins; {user.name!r} is not in the admins "
                 "list of dataops.yaml"

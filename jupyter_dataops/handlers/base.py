@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.client import responses
 from typing import Any, ClassVar, TypeVar
 
 from jupyter_server.auth import IdentityProvider, User
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.auth.identity import PasswordIdentityProvider
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from pydantic import BaseModel, ValidationError
 from tornado import web
 
-from ..exceptions import DataOpsError, InvalidRequest, NotFound, Unauthorized
-from ..identity import AUTH_SCHEME, Principal
+from ..exceptions import DataOpsError, Forbidden, InvalidRequest, NotFound, Unauthorized
+from ..identity import AUTH_SCHEME, GROUP_PREFIX, Principal, TokenError
 from ..platform import Platform
 
 M = TypeVar("M", bound=BaseModel)
@@ -40,12 +41,20 @@ _HTTP_CODES = {
 
 @dataclass(frozen=True)
 class Operation:
-    """One method of one route, as the OpenAPI document describes it."""
+    """One method of one route, as the OpenAPI document describes it, and who may call it.
+
+    Every caller is a user (a browser or a REST client with Jupyter's credentials), a kernel
+    of this server (a ``kernel`` DataOps token: it may do what its user may do from a
+    notebook) or a job run (a ``run:<id>`` token). Run tokens are refused unless
+    ``run_token`` is set, and on a route with a ``run_id`` they may name only their own run.
+    """
 
     summary: str
     response: type[BaseModel] | None
     request: type[BaseModel] | None = None
     params: tuple[tuple[str, str, str], ...] = ()  # (name, type, description) query params
+    run_token: bool = False
+    kernel_token: bool = True
 
 
 @dataclass
@@ -53,14 +62,16 @@ class TokenUser(User):
     """A user authenticated by a DataOps token (a kernel or a job), not by Jupyter's auth."""
 
     scope: str = "kernel"
-
-
-class _INVALID:
-    pass
+    claims: dict[str, Any] = field(default_factory=dict)
 
 
 class DataOpsIdentity:
-    """Jupyter's identity provider, plus ``Authorization: DataOps <token>`` for kernels/jobs."""
+    """Jupyter's identity provider, plus ``Authorization: DataOps <token>`` for kernels/jobs.
+
+    A DataOps token is good only while what it is bound to lives: its kernel (a live kernel of
+    this server) or its run (running). A bad DataOps token never falls back to other
+    credentials; why it was refused is kept for the 401.
+    """
 
     def __init__(self, inner: IdentityProvider, platform: Platform) -> None:
         self._inner = inner
@@ -69,25 +80,46 @@ class DataOpsIdentity:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def _claims(self, handler: web.RequestHandler) -> dict[str, Any] | type[_INVALID] | None:
+    @staticmethod
+    def _token(handler: web.RequestHandler) -> str | None:
         scheme, _, token = handler.request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != AUTH_SCHEME.lower():
             return None
-        return self._platform.tokens.verify(token.strip()) or _INVALID
+        return token.strip()
 
-    def get_user(self, handler: web.RequestHandler) -> User | Awaitable[User | None] | None:
-        claims = self._claims(handler)
-        if claims is _INVALID:
-            return None  # a bad DataOps token never falls back to other credentials
-        if isinstance(claims, dict):
-            return TokenUser(username=claims["sub"], scope=str(claims.get("scope", "kernel")))
-        return self._inner.get_user(handler)
+    async def get_user(self, handler: web.RequestHandler) -> User | None:
+        token = self._token(handler)
+        if token is None:
+            user = self._inner.get_user(handler)
+            if isinstance(user, Awaitable):
+                user = await user
+            return user
+        try:
+            expired_ok = getattr(handler, "accepts_expired_tokens", False)
+            claims = self._platform.tokens.verify(token, allow_expired=expired_ok)
+            if not await self._platform.store.run(self._platform.token_lives, claims):
+                raise TokenError("gone", _GONE[claims["scope"].split(":")[0]])
+        except TokenError as e:
+            handler._dataops_auth_error = e  # type: ignore[attr-defined]
+            return None
+        return TokenUser(username=claims["sub"], scope=claims["scope"], claims=claims)
 
     def is_token_authenticated(self, handler: web.RequestHandler) -> bool:
         # Header tokens cannot be sent cross-site by a browser, so no XSRF check is needed.
-        if isinstance(self._claims(handler), dict):
+        if self._token(handler) is not None:
             return True
         return self._inner.is_token_authenticated(handler)
+
+
+class _TokenAuthorizer:
+    def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+        return resource == AUTH_RESOURCE
+
+
+_GONE = {
+    "kernel": "the DataOps token's kernel is no longer running",
+    "run": "the DataOps token's run is no longer running",
+}
 
 
 class DataOpsHandler(ExtensionHandlerMixin, APIHandler):
@@ -105,30 +137,74 @@ class DataOpsHandler(ExtensionHandlerMixin, APIHandler):
     def identity_provider(self) -> Any:
         return DataOpsIdentity(self.settings["identity_provider"], self.platform)
 
+    @property
+    def authorizer(self) -> Any:
+        # A DataOps token is this server's own credential, checked (and scoped) here: the
+        # server's authorizer knows only its identity provider's users (JupyterHub's reads
+        # `user.hub_user`, which a token's user has not).
+        if isinstance(self.current_user, TokenUser):
+            return _TokenAuthorizer()
+        return super().authorizer
+
     async def prepare(self) -> None:  # type: ignore[override]
+        """Authenticate (401), check the credential's scope (403), resolve the principal.
+
+        401: no credentials, or credentials that are invalid, expired or whose kernel or run
+        has ended. 403: good credentials without the right to this route or object.
+        """
         try:
             await super().prepare()
         except web.HTTPError as e:
-            if e.status_code == 403 and self.current_user is None:
-                raise Unauthorized(
-                    "authentication required: send 'Authorization: token <server token>' "
-                    "or a DataOps kernel token"
-                ) from None
-            raise
+            if e.status_code != 403 or self.current_user is not None:
+                raise
+        if self.current_user is None:
+            err: TokenError | None = getattr(self, "_dataops_auth_error", None)
+            if err is not None:
+                raise Unauthorized(err.message, details={"reason": err.reason})
+            raise Unauthorized(
+                "authentication required: send 'Authorization: token <server token>' "
+                "or a DataOps kernel token",
+                details={"reason": "missing"},
+            )
+        self._principal = await self.platform.store.run(self._resolve_principal)
+        self._check_scope(self._principal)
+
+    def _check_scope(self, user: Principal) -> None:
+        op = self.operations.get((self.request.method or "").lower())
+        if op is None or user.kind == "user":
+            return  # 405s and users: the route's own checks decide
+        if user.kind == "kernel" and not op.kernel_token:
+            raise Forbidden("a kernel's DataOps token may not call this endpoint")
+        if user.kind == "run":
+            if not op.run_token:
+                raise Forbidden(
+                    "a job run's token may only read governed data, its own run and its input"
+                )
+            asked = (self.path_kwargs or {}).get("run_id")
+            if asked is not None and asked != user.run_id:
+                raise Forbidden("a job run's token may only read its own run")
 
     # identity --------------------------------------------------------------------------------
-    def principal(self) -> Principal:
-        """The DataOps user for this request (see ``c.DataOps.local_user``)."""
+    def _resolve_principal(self) -> Principal:
+        # Blocking: reading dataops.yaml (when it changed) happens here, off the event loop.
         user = self.current_user
         if isinstance(user, TokenUser):
-            return self.platform.principal(user.username, scope=user.scope)
+            return self.platform.run_principal(user.username, user.scope)
         idp = self.settings["identity_provider"]
         if type(idp) in (IdentityProvider, PasswordIdentityProvider):
             # A personal server: Jupyter only knows anonymous token users here.
             return self.platform.principal(self.platform.settings.local_user)
-        hub_user = getattr(user, "hub_user", None) or {}
-        hub_groups = tuple(hub_user.get("groups") or ())
-        return self.platform.principal(user.username, user.display_name, hub_groups)
+        if user.username.startswith(GROUP_PREFIX):
+            # That name is how a team's jobs act: no person may take it.
+            raise Forbidden(f"user names may not start with {GROUP_PREFIX!r}")
+        groups = getattr(user, "groups", None)  # the service's standalone users
+        if groups is None:
+            groups = (getattr(user, "hub_user", None) or {}).get("groups") or ()
+        return self.platform.principal(user.username, user.display_name, tuple(groups))
+
+    def principal(self) -> Principal:
+        """The DataOps user for this request (see ``c.DataOps.local_user``)."""
+        return self._principal
 
     # bodies ----------------------------------------------------------------------------------
     def parse_body(self, model: type[M]) -> M:
@@ -202,6 +278,8 @@ class DataOpsHandler(ExtensionHandlerMixin, APIHandler):
                     "details": {},
                 }
             }
+        if status_code == 401:
+            self.set_header("WWW-Authenticate", f'{AUTH_SCHEME} realm="jupyter-dataops", token')
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(body))
 
@@ -213,6 +291,7 @@ class NotFoundHandler(DataOpsHandler):
         raise NotFound(f"no such endpoint: {self.request.method} {self.request.path}")
 
     @web.authenticated
+    @authorized
     def get(self, *args: Any) -> None:
         self._missing()
 

@@ -12,6 +12,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 from tornado.iostream import StreamClosedError
 
+from ..catalog.service import engine_error
 from ..exceptions import InvalidRequest
 from ..models import (
     DatasetDetail,
@@ -38,6 +39,7 @@ class DatasetsHandler(DataOpsHandler):
                 ("q", "string", "text in name, title, description, columns"),
                 ("tag", "string", "only datasets with this tag"),
             ),
+            run_token=True,
         ),
         "post": Operation(
             "Register a dataset you own", DatasetDetail, request=RegisterDatasetRequest
@@ -64,7 +66,9 @@ class DatasetsHandler(DataOpsHandler):
 class DatasetHandler(DataOpsHandler):
     path = "datasets/(?P<name>[^/]+)"
     operations = {
-        "get": Operation("A dataset: schema, versions, owner, and your access", DatasetDetail),
+        "get": Operation(
+            "A dataset: schema, versions, owner, and your access", DatasetDetail, run_token=True
+        ),
     }
 
     @web.authenticated
@@ -87,10 +91,7 @@ class RefreshHandler(DataOpsHandler):
     @web.authenticated
     @authorized
     async def post(self, name: str) -> None:
-        admins = self.platform.workspace_config().admins
-        v = await self.platform.run_query(
-            self.platform.catalog.refresh, self.principal(), name, admins
-        )
+        v = await self.platform.run_query(self.platform.catalog.refresh, self.principal(), name)
         self.write_model(v)
 
 
@@ -114,6 +115,7 @@ class PreviewHandler(DataOpsHandler):
                 ("limit", "integer", f"rows, at most {PREVIEW_MAX}; default 20"),
                 ("where", "string", "a SQL condition on the columns"),
             ),
+            run_token=True,
         ),
     }
 
@@ -182,6 +184,7 @@ class PullHandler(DataOpsHandler):
             "headers X-DataOps-Version and X-DataOps-Masked say what you got",
             None,
             request=ReadRequest,
+            run_token=True,
         ),
     }
 
@@ -201,22 +204,24 @@ class PullHandler(DataOpsHandler):
         def produce() -> None:
             rows = 0
             try:
-                reader = plan.source.execute(plan.sql)
+                reader = plan.open()
                 sink = _Chunks()
                 with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), reader.schema) as writer:
-                    put(sink.take())  # the schema: headers can go out now
+                    # Headers go out with the first batch, not the schema: an engine that
+                    # fails on its first rows (PostgreSQL evaluates as it streams) is then a
+                    # JSON error like any other, not a broken stream.
                     for batch in reader:
                         if cancelled:
                             raise ConnectionAbortedError("client went away")
                         writer.write_batch(batch)
                         rows += batch.num_rows
                         put(sink.take())
-                put(sink.take())  # end-of-stream marker
+                put(sink.take())  # end-of-stream marker (with the schema, if no rows)
                 catalog.finish(user, plan, "read", rows)
                 put(_EOS)
             except BaseException as e:  # the handler turns it into a JSON error or an abort
                 catalog.finish(user, plan, "read", rows, error=type(e).__name__)
-                put(e)
+                put(engine_error(e, plan.dataset))
 
         task = self.platform.start_query(produce)
         first = await queue.get()
@@ -237,7 +242,9 @@ class PullHandler(DataOpsHandler):
                     break
                 if isinstance(item, BaseException):
                     # Headers are out: break the stream so the client sees it is incomplete.
-                    self.log.error("pull of %s failed mid-stream: %r", name, item)
+                    self.log.error(
+                        "pull of %s failed mid-stream: %s", name, getattr(item, "message", "")
+                    )
                     if self.request.connection is not None:
                         self.request.connection.close()  # type: ignore[attr-defined]
                     return

@@ -11,7 +11,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from ..exceptions import InvalidRequest, Unavailable
+from ..exceptions import Forbidden, InvalidRequest, Unavailable
 from ..jobs.service import TERMINAL
 from ..models import (
     RUN_STATES,
@@ -180,7 +180,9 @@ class RunsHandler(_JobsBase):
 
 class RunHandler(_JobsBase):
     path = "runs/(?P<run_id>[0-9a-f]{32})"
-    operations = {"get": Operation("A run: state, progress, error, outputs", RunInfo)}
+    operations = {
+        "get": Operation("A run: state, progress, error, outputs", RunInfo, run_token=True)
+    }
 
     @web.authenticated
     @authorized
@@ -231,12 +233,19 @@ class RerunHandler(_JobsBase):
 class OutputHandler(_JobsBase):
     path = "runs/(?P<run_id>[0-9a-f]{32})/outputs/(?P<name>[a-z]+)"
     operations = {
-        "get": Operation("Download an output: notebook, html, log or input", None),
+        "get": Operation(
+            "Download an output: notebook, html, pdf, log or input (a run's own token: its "
+            "input only)",
+            None,
+            run_token=True,
+        ),
     }
 
     @web.authenticated
     @authorized
     async def get(self, run_id: str, name: str) -> None:
+        if self.principal().kind == "run" and name != "input":
+            raise Forbidden("a job run's token may read only its own run's input")
         path = await self.platform.store.run(
             self.platform.jobs.output_path, self.principal(), run_id, name
         )

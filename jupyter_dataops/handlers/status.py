@@ -10,7 +10,7 @@ from .base import DataOpsHandler, Operation
 class StatusHandler(DataOpsHandler):
     path = "status"
     operations = {
-        "get": Operation("Version, current user, store and counts", StatusResponse),
+        "get": Operation("Version, current user, store and counts", StatusResponse, run_token=True),
     }
 
     @web.authenticated

@@ -3,7 +3,8 @@ from __future__ import annotations
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..config import InvalidConfig, parse_config
+from ..config import ConfigTooLarge, InvalidConfig, parse_config
+from ..exceptions import InvalidRequest
 from ..models import ValidateConfigRequest, ValidateConfigResponse
 from .base import DataOpsHandler, Operation
 
@@ -24,7 +25,10 @@ class ValidateConfigHandler(DataOpsHandler):
         req = self.parse_body(ValidateConfigRequest)
         file = self.platform.config.path.name
         try:
-            parse_config(req.text, file)
+            # Parsing is CPU work that a hostile text could make long: never on the loop.
+            await self.platform.run_query(parse_config, req.text, file)
+        except ConfigTooLarge as e:
+            raise InvalidRequest(e.message, details={"limit": e.limit}) from None
         except InvalidConfig as e:
             self.write_model(ValidateConfigResponse(valid=False, problems=e.problems))
             return

@@ -7,21 +7,31 @@ executor's path, and every delivery's outcome is a row of ``dops_notifications``
 Webhooks carry ``X-DataOps-Signature: sha256=<hex>``: the HMAC-SHA256 of the exact body, keyed
 by the job's webhook secret (:func:`webhook_secret`, derived from the workspace secret and the
 job id; the job's owner reads it as ``webhook_secret`` in ``GET jobs/{name}``).
+
+A webhook is a request the server makes on a user's behalf, and its outcome is shown to that
+user: it must not reach what only the server can (loopback, link-local, private networks, a
+cloud's metadata address). :class:`WebhookPolicy` decides, on the addresses a URL's host
+resolves to, when the job is defined (a 400) and again at each delivery, which then connects to
+exactly the address it checked (a name that resolves elsewhere later changes nothing) and
+follows no redirect.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from .. import __version__
 from ..exceptions import InvalidRequest
@@ -57,6 +67,121 @@ class SmtpSettings:
     starttls: bool = False
 
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class WebhookRefused(Exception):
+    """A webhook URL the policy does not let the server call; the message says why."""
+
+
+def _kind_of(ip: IPAddress) -> str | None:
+    """Why an address is not a public one (None when it is)."""
+    for label, test in (
+        ("a loopback", "is_loopback"), ("a link-local", "is_link_local"),
+        ("an unspecified", "is_unspecified"), ("a multicast", "is_multicast"),
+        ("a private", "is_private"), ("a reserved", "is_reserved"),
+    ):  # fmt: skip
+        if getattr(ip, test):
+            return f"{label} address"
+    return None if ip.is_global else "a non-public address"
+
+
+def _embedded(ip: IPAddress) -> list[IPAddress]:
+    """The address and the IPv4 ones an IPv6 address carries (mapped, 6to4, Teredo)."""
+    out: list[IPAddress] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            out.append(ip.ipv4_mapped)
+        if ip.sixtofour is not None:
+            out.append(ip.sixtofour)
+        if ip.teredo is not None:
+            out.append(ip.teredo[1])
+    return out
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+@dataclass(frozen=True)
+class WebhookPolicy:
+    """Which hosts webhooks may call (``c.DataOps.webhook_allowed_hosts`` and
+    ``webhook_allowed_networks``).
+
+    ``allowed_hosts`` empty: any host; otherwise only those named (``hooks.example.com``,
+    ``*.example.com``) or whose addresses are in a listed network. Whatever the host, every
+    address it resolves to must be public, or inside one of ``allowed_networks``.
+    """
+
+    allowed_hosts: Sequence[str] = ()
+    allowed_networks: Sequence[str] = ()
+    resolve: Callable[[str, int], list[str]] = field(default=_resolve, compare=False)
+
+    def _networks(self, entries: Sequence[str]) -> list[IPNetwork]:
+        return [ipaddress.ip_network(e, strict=False) for e in entries if _is_network(e)]
+
+    def addresses(self, url: str) -> tuple[str, int, list[str]]:
+        """(host, port, the addresses to connect to), or :class:`WebhookRefused`."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme not in ("http", "https") or not host:
+            raise WebhookRefused("not an http(s) URL with a host")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise WebhookRefused("its port is not a number from 0 to 65535") from None
+        try:
+            found = self.resolve(host, port)
+        except (OSError, UnicodeError) as e:
+            raise WebhookRefused(f"{host} does not resolve ({e})") from None
+        if not found:
+            raise WebhookRefused(f"{host} does not resolve")
+        ips = [ipaddress.ip_address(a.split("%", 1)[0]) for a in found]
+        if self.allowed_hosts and not self._host_listed(host, ips):
+            raise WebhookRefused(
+                f"{host} is not in c.DataOps.webhook_allowed_hosts "
+                f"({', '.join(self.allowed_hosts)})"
+            )
+        private = self._networks(self.allowed_networks)
+        literal = _is_network(host) and "/" not in host
+        for ip in ips:
+            embedded = _embedded(ip)
+            for a in (*embedded[1:], ip):  # what an IPv6 address carries says the most
+                why = _kind_of(a)
+                if why and not any(a in n for n in private):
+                    what = str(ip) if a == ip else f"{ip} (that is {a})"
+                    said = f"{what} is" if literal else f"{host} resolves to {what},"
+                    raise WebhookRefused(
+                        f"{said} {why}; webhooks may not call it unless "
+                        "c.DataOps.webhook_allowed_networks includes it"
+                    )
+        return host, port, [str(ip) for ip in ips]
+
+    def _host_listed(self, host: str, ips: list[IPAddress]) -> bool:
+        for entry in self.allowed_hosts:
+            e = entry.strip().lower().rstrip(".")
+            if _is_network(e):
+                net = ipaddress.ip_network(e, strict=False)
+                if all(ip in net for ip in ips):
+                    return True
+            elif e.startswith("*."):
+                if host.rstrip(".").endswith(e[1:]):
+                    return True
+            elif host.rstrip(".") == e:
+                return True
+        return False
+
+
+def _is_network(entry: str) -> bool:
+    try:
+        ipaddress.ip_network(entry.strip(), strict=False)
+    except ValueError:
+        return False
+    return True
+
+
 class _Retry(Exception):
     """A delivery failure worth another attempt (connection error, 5xx, SMTP 4xx)."""
 
@@ -71,10 +196,16 @@ class Notifier:
     timeout_s = 10.0  # per attempt
 
     def __init__(
-        self, store: Store, workspace_secret: bytes, smtp: SmtpSettings, workers: int = 2
+        self,
+        store: Store,
+        workspace_secret: bytes,
+        smtp: SmtpSettings,
+        workers: int = 2,
+        webhooks: WebhookPolicy | None = None,
     ) -> None:
         self.store = store
         self.smtp = smtp
+        self.webhooks = webhooks or WebhookPolicy()  # default: public addresses only
         self.server_url = ""  # set once known (the executor's); runs then get a link
         self._secret = workspace_secret
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dataops-notify")
@@ -86,7 +217,16 @@ class Notifier:
         return webhook_secret(self._secret, job_id)
 
     def check(self, notify: dict[str, Any] | None) -> None:
-        """Refuse what could never be delivered (e-mails without an SMTP server)."""
+        """Refuse what could never be delivered (e-mails without an SMTP server) or must not
+        be (webhooks to hosts the policy refuses). Resolves names: call off the event loop."""
+        for i, url in enumerate((notify or {}).get("webhooks", [])):
+            try:
+                self.webhooks.addresses(url)
+            except WebhookRefused as e:
+                raise InvalidRequest(
+                    f"notify.webhooks.{i}: {url} is refused: {e}",
+                    details={"field": f"notify.webhooks.{i}", "url": url, "reason": str(e)},
+                ) from None
         if notify and notify.get("emails") and not self.smtp.host:
             raise InvalidRequest(
                 "notify.emails: e-mail is not configured on this server "
@@ -212,31 +352,56 @@ class Notifier:
             log.exception("DataOps: cannot record the notification of run %s", facts["run_id"])
 
     def _post(self, facts: dict[str, Any], url: str) -> None:
-        import urllib.error
-        import urllib.request
+        import http.client
+        import ssl
 
-        body = json.dumps(facts, separators=(",", ":"), sort_keys=True).encode()
-        req = urllib.request.Request(
-            url,
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": f"jupyter-dataops/{__version__}",
-                SIGNATURE_HEADER: signature(self.secret_for(facts["job_id"]), body),
-            },
-        )
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+            host, port, addresses = self.webhooks.addresses(url)
+        except WebhookRefused as e:
+            raise RuntimeError(f"refused: {e}") from None  # the policy will not change its mind
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        body = json.dumps(facts, separators=(",", ":"), sort_keys=True).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"jupyter-dataops/{__version__}",
+            SIGNATURE_HEADER: signature(self.secret_for(facts["job_id"]), body),
+        }
+        error: Exception | None = None
+        for address in addresses:
+            conn: http.client.HTTPConnection
+            if parts.scheme == "https":
+                conn = http.client.HTTPSConnection(
+                    host, port, timeout=self.timeout_s, context=ssl.create_default_context()
+                )
+            else:
+                conn = http.client.HTTPConnection(host, port, timeout=self.timeout_s)
+            # To the address just checked, never to a fresh lookup of the name (DNS
+            # rebinding); the Host header and TLS (SNI, certificate) still use the name.
+            conn._create_connection = (  # type: ignore[attr-defined]
+                lambda _addr, timeout, source, ip=address: socket.create_connection(
+                    (ip, port), timeout, source
+                )
+            )
+            try:
+                conn.request("POST", target, body=body, headers=headers)
+                resp = conn.getresponse()
                 resp.read()
-        except urllib.error.HTTPError as e:
-            message = f"HTTP {e.code} {e.reason}"
-            if e.code >= 500:
-                raise _Retry(message) from None
-            raise RuntimeError(message) from None
-        except (urllib.error.URLError, OSError) as e:
-            reason = getattr(e, "reason", None) or e
-            raise _Retry(f"cannot reach {url}: {reason}") from None
+            except (OSError, http.client.HTTPException) as e:
+                error = e
+                continue
+            finally:
+                conn.close()
+            message = f"HTTP {resp.status} {resp.reason}"
+            if 300 <= resp.status < 400:
+                where = resp.getheader("Location") or "?"
+                raise RuntimeError(f"{message}: redirects are not followed (to {where})")
+            if resp.status >= 500:
+                raise _Retry(message)
+            if resp.status >= 400:
+                raise RuntimeError(message)
+            return
+        raise _Retry(f"cannot reach {url}: {error}")
 
     def _mail(self, facts: dict[str, Any], address: str) -> None:
         import smtplib

@@ -19,7 +19,8 @@ from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..exceptions import Conflict, Forbidden, InvalidRequest, NotFound, Unavailable
-from ..identity import Principal, TokenSigner
+from ..governance import audit
+from ..identity import GROUP_PREFIX, Principal, TokenSigner
 from ..models import (
     JobDefinitionInfo,
     JobDefinitionPatch,
@@ -30,8 +31,11 @@ from ..models import (
     RunInfo,
     RunRequest,
 )  # fmt: skip
+from ..paths import STATE_DIR, workspace_path
 from ..store import Store
 from ..store import tables as t
+from . import dispatchers
+from .dispatchers import DispatcherLock
 from .parameters import infer_parameters, notebook_hash, read_notebook, validate_parameters
 from .storage import OutputStorage
 
@@ -109,17 +113,33 @@ class JobService:
         self.root = root
         self.tokens = tokens
         self._admins = admins  # callable -> list of admin names (the policy can change)
-        self.runs_dir = root / ".dataops" / "runs"
-        self.host = f"{socket.gethostname()}:{root}"
+        self.runs_dir = root / STATE_DIR / "runs"
+        # The machine and workspace; each dispatcher serves its own identity under it.
+        self.base_host = f"{socket.gethostname()}:{root}"
+        self.host = self.base_host  # whose queue submissions go to (and which one this runs)
+        self.dispatchers_dir = root / STATE_DIR / "dispatchers"
+        self._dispatcher: DispatcherLock | None = None
+
+    # dispatcher identity -------------------------------------------------------------------------
+    def become_dispatcher(self, kind: str = "server") -> str:
+        """Take the first free identity of ``kind`` (server, scheduler, run) for this process:
+        runs submitted here from now on are queued for it, and only it executes them."""
+        if self._dispatcher is None:
+            self._dispatcher = dispatchers.take(self.dispatchers_dir, self.base_host, kind)
+            self.host = self._dispatcher.host
+        return self.host
+
+    def stop_dispatching(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.release()
+            self._dispatcher = None
 
     # helpers -------------------------------------------------------------------------------------
     def _is_admin(self, user: Principal) -> bool:
         return user.name in self._admins()
 
     def _notebook(self, rel: str) -> Path:
-        p = (self.root / rel).resolve()
-        if not p.is_relative_to(self.root.resolve()):
-            raise Forbidden(f"notebooks must be inside the workspace ({self.root})")
+        p = workspace_path(self.root, rel, "notebooks")
         if p.suffix != ".ipynb":
             raise InvalidRequest(f"{rel} is not a notebook (.ipynb)")
         if not p.is_file():
@@ -154,9 +174,33 @@ class JobService:
             kernel_name=kernel,
         )
 
+    @staticmethod
+    def _owns(user: Principal, owner: str) -> bool:
+        """The owner, or a member of the team (``group:<name>``) that owns it."""
+        if owner == user.name:
+            return True
+        return owner.startswith(GROUP_PREFIX) and owner[len(GROUP_PREFIX) :] in user.groups
+
+    @staticmethod
+    def _owned_by(user: Principal) -> list[str]:
+        """The owners whose jobs and runs are this user's: theirs, and their teams'."""
+        return [user.name, *(f"{GROUP_PREFIX}{g}" for g in user.groups)]
+
     def _visible(self, user: Principal, owner: str) -> None:
-        if owner != user.name and not self._is_admin(user):
+        if not self._owns(user, owner) and not self._is_admin(user):
             raise NotFound("no such run or job for you")  # do not reveal others' objects
+
+    def _acts_as(self, user: Principal, owner: str, what: str) -> None:
+        """Only the owner (for a team's job: any member) may do what makes code run as the
+        owner (runs execute with the owner's data rights). Admins manage and read others'
+        jobs; they do not act for them."""
+        self._visible(user, owner)
+        if not self._owns(user, owner):
+            raise Forbidden(
+                f"only {owner}, the owner, may {what}; admins may read, pause, resume, cancel "
+                "and delete it",
+                details={"owner": owner},
+            )
 
     # definitions ---------------------------------------------------------------------------------
     @staticmethod
@@ -211,12 +255,13 @@ class JobService:
         self._check_formats(req.output_formats)
         notify = req.notify.model_dump() if req.notify is not None else None
         self._check_notify(notify)
+        owner = self._team_owner(user, req.owner_group) if req.owner_group else user.name
         with self.store.session() as s:
             if s.scalar(select(t.JobDefinition).where(t.JobDefinition.name == req.name)):
                 raise Conflict(f"a job named {req.name!r} exists")
             j = t.JobDefinition(
                 name=req.name, description=req.description, notebook_path=req.notebook_path,
-                owner=user.name, parameters=params, kernel_name=kernel, executor=req.executor,
+                owner=owner, parameters=params, kernel_name=kernel, executor=req.executor,
                 schedule=req.schedule, timezone=req.timezone, timeout_s=req.timeout_s,
                 max_retries=req.max_retries, retry_backoff_s=req.retry_backoff_s,
                 concurrency=req.concurrency, tags=req.tags,
@@ -224,7 +269,23 @@ class JobService:
                 catchup=req.catchup, notify=notify)  # fmt: skip
             s.add(j)
             s.flush()
+            self._audit(s, user, "job.create", f"job:{j.name}")
             return self._definition_info(j)
+
+    @staticmethod
+    def _team_owner(user: Principal, group: str) -> str:
+        if group not in user.groups:
+            raise Forbidden(
+                f"only members of {group!r} may give it a job; you are in: "
+                f"{', '.join(user.groups) or 'no group'}",
+                details={"field": "owner_group"},
+            )
+        return f"{GROUP_PREFIX}{group}"
+
+    def _audit(self, s: Any, user: Principal, action: str, target: str, reason: str = "") -> None:
+        """Who changed which job or run, in the transaction of the change itself."""
+        audit.record(self.store, audit.AuditEntry(user=user, action=action, decision="allowed",
+                                                  target=target, reason=reason), s)  # fmt: skip
 
     @staticmethod
     def _check_formats(formats: list[str] | None) -> None:
@@ -246,6 +307,8 @@ class JobService:
         changes = patch.model_dump(exclude_unset=True)
         with self.store.session() as s:
             j = self._job(s, ref)
+            if set(changes) - {"paused"}:
+                self._acts_as(user, j.owner, f"change what job {j.name!r} runs")
             self._visible(user, j.owner)
             path = self._notebook(changes.get("notebook_path", j.notebook_path))
             if "parameters" in changes:
@@ -262,15 +325,25 @@ class JobService:
                 # Whole, with its defaults: a patch replaces the notify settings.
                 changes["notify"] = patch.notify.model_dump() if patch.notify else None
                 self._check_notify(changes["notify"])
+            if "owner_group" in changes:  # handed to a team the user is in
+                group = changes.pop("owner_group")
+                if group is None:
+                    raise InvalidRequest(
+                        "owner_group: a job stays with its team; name another group",
+                        details={"field": "owner_group"},
+                    )
+                changes["owner"] = self._team_owner(user, group)
             for k, v in changes.items():
                 setattr(j, k, v)
             s.flush()
+            self._audit(s, user, "job.update", f"job:{j.name}", ", ".join(sorted(changes)))
             return self._definition_info(j)
 
     def delete_job(self, user: Principal, ref: str) -> None:
         with self.store.session() as s:
             j = self._job(s, ref)
             self._visible(user, j.owner)
+            self._audit(s, user, "job.delete", f"job:{j.name}")
             s.delete(j)  # its runs stay (job_id becomes NULL): history is never lost
 
     def get_job(self, user: Principal, ref: str) -> JobDefinitionInfo:
@@ -283,7 +356,7 @@ class JobService:
         with self.store.session() as s:
             q = select(t.JobDefinition).order_by(t.JobDefinition.name)
             if not self._is_admin(user):
-                q = q.where(t.JobDefinition.owner == user.name)
+                q = q.where(t.JobDefinition.owner.in_(self._owned_by(user)))
             return [self._definition_info(j) for j in s.scalars(q)]
 
     # runs ----------------------------------------------------------------------------------------
@@ -341,7 +414,7 @@ class JobService:
         if req.job is not None:
             with self.store.session() as s:
                 job = self._job(s, req.job)
-            self._visible(user, job.owner)
+            self._acts_as(user, job.owner, f"run job {job.name!r}")
             rel = job.notebook_path
         else:
             rel = req.notebook_path or ""
@@ -377,6 +450,8 @@ class JobService:
                     claim(s, run)
                 s.add(run)
                 s.flush()
+                what = f"job:{job.name}" if job else f"notebook:{rel}"
+                self._audit(s, user, "run.submit", f"run:{run.id}", f"{trigger} {what}")
                 return self.run_info(s, run), True
         except IntegrityError:  # the same idempotency key, submitted concurrently
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -395,7 +470,7 @@ class JobService:
     def rerun(self, user: Principal, run_id: str, parameters: dict[str, Any] | None) -> RunInfo:
         with self.store.session() as s:
             r = self._run(s, run_id)
-            self._visible(user, r.owner)
+            self._acts_as(user, r.owner, f"re-run run {run_id}")
             job_ref = r.job_id
             base = dict(r.parameters)
             rel, kernel, timeout = r.notebook_path, r.kernel_name, r.timeout_s
@@ -429,7 +504,7 @@ class JobService:
         with self.store.session() as s:
             q = select(t.Run).order_by(t.Run.created_at.desc()).limit(limit)
             if not self._is_admin(user):
-                q = q.where(t.Run.owner == user.name)
+                q = q.where(t.Run.owner.in_(self._owned_by(user)))
             if job:
                 q = q.where(t.Run.job_id == self._job(s, job).id)
             if status:
@@ -477,6 +552,7 @@ class JobService:
             if r.status == "queued":
                 r.status, r.finished_at = "cancelled", utcnow()
                 r.error = {"reason": "cancelled", "message": f"cancelled by {user.name}"}
+            self._audit(s, user, "run.cancel", f"run:{run_id}")
             return self.run_info(s, r)
 
     # the executor's side -------------------------------------------------------------------------
@@ -520,11 +596,11 @@ class JobService:
             r.progress = {"output_formats": formats, "cell": 0, "of": None}
             run_dir = self.runs_dir / run_id
             timeout = r.timeout_s
-            ttl = (timeout or 24 * 3600) + 3600
             env = {
                 "JUPYTER_DATAOPS_URL": server_url,
-                # Scoped to this run and its owner: a job reads what its owner may read.
-                "JUPYTER_DATAOPS_TOKEN": self.tokens.mint(r.owner, f"run:{run_id}", ttl=ttl),
+                # Scoped to this run and its owner: a job reads what its owner may read, and
+                # the token is refused once the run has ended (and renewed only while it runs).
+                "JUPYTER_DATAOPS_TOKEN": self.tokens.mint(r.owner, f"run:{run_id}"),
                 "DATAOPS_RUN_ID": run_id,
             }
             nb_dir = (self.root / r.notebook_path).resolve().parent
@@ -554,8 +630,11 @@ class JobService:
         status: str,
         error: dict[str, Any] | None = None,
         outputs: dict[str, str] | None = None,
+        *,
+        retry_host: str | None = None,
     ) -> str | None:
-        """Record the end of a run; returns the id of a retry when the policy wants one.
+        """Record the end of a run; returns the id of a retry when the policy wants one
+        (queued for ``retry_host``, by default the dispatcher the run was queued for).
 
         A run that ends for good (no retry follows; not cancelled) is then handed to the
         notifier, once its final state is committed.
@@ -583,12 +662,16 @@ class JobService:
                     self._share(run_id, set(found) - {"input"})
                 except Exception as e:  # the run's record stands; its files stay local
                     r.progress = {**r.progress, "storage_error": f"{type(e).__name__}: {e}"}
-            retry_id = self._retry(s, r) if status in ("failed", "timed_out") else None
+            retry_id = (
+                self._retry(s, r, retry_host or r.host)
+                if status in ("failed", "timed_out")
+                else None
+            )
         if retry_id is None and status != "cancelled" and self.notifier is not None:
             self.notifier.run_ended(run_id)
         return retry_id
 
-    def _retry(self, s: Any, r: t.Run) -> str | None:
+    def _retry(self, s: Any, r: t.Run, host: str) -> str | None:
         """Queue the retry of a failed attempt when its definition's policy wants one."""
         if r.job_id is None:
             return None
@@ -602,7 +685,7 @@ class JobService:
             notebook_path=r.notebook_path, notebook_hash=r.notebook_hash,
             parameters=r.parameters, kernel_name=r.kernel_name, executor=r.executor,
             trigger="retry", triggered_by=r.triggered_by, retry_of=r.id,
-            attempt=r.attempt + 1, timeout_s=r.timeout_s, host=r.host,
+            attempt=r.attempt + 1, timeout_s=r.timeout_s, host=host,
             progress={"output_formats": r.progress.get("output_formats", [])},
             not_before=utcnow() + timedelta(seconds=backoff),
             outputs={"input": OUTPUT_FILES["input"]})  # fmt: skip
@@ -616,21 +699,36 @@ class JobService:
         s.add(retry)
         return retry.id
 
-    def recover(self) -> list[str]:
-        """After a restart: runs this server had running are lost (failed, retried per
-        policy); returns the retries created."""
+    def recover(self, own: bool = True) -> list[str]:
+        """Fail as lost the runs left running by a dispatcher of this machine and workspace
+        that is gone: this one's previous incarnation (``own``, at start: a restarted server
+        gets its identity back) and any other whose process ended (a killed
+        ``jupyter dataops run --wait``). Live dispatchers' runs are never touched. Retries
+        follow each run's policy and are queued here; returns their ids."""
         with self.store.session() as s:
-            lost = list(
-                s.scalars(
-                    select(t.Run.id).where(t.Run.status == "running", t.Run.host == self.host)
+            rows = s.execute(
+                select(t.Run.id, t.Run.host).where(
+                    t.Run.status == "running",
+                    or_(
+                        t.Run.host == self.base_host,
+                        t.Run.host.startswith(f"{self.base_host}#", autoescape=True),
+                    ),
                 )
-            )
+            ).all()
+        gone: dict[str, bool] = {}
         retries = []
-        for run_id in lost:
+        for run_id, host in rows:
+            if host not in gone:
+                mine = host == self.host
+                gone[host] = own if mine else not dispatchers.alive(self.dispatchers_dir, host)
+            if not gone[host]:
+                continue
+            who = dispatchers.describe(host, self.base_host)
             retry = self.finish(
                 run_id,
                 "failed",
-                {"reason": "lost", "message": "the server stopped while this run was running"},
+                {"reason": "lost", "message": f"{who} stopped while this run was running"},
+                retry_host=self.host,
             )
             if retry:
                 retries.append(retry)

@@ -111,7 +111,11 @@ class AuditEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     user: Mapped[str] = mapped_column(String(128), index=True)
     scope: Mapped[str] = mapped_column(String(64), default="user")
-    action: Mapped[str] = mapped_column(String(16))  # read | preview | describe
+    # read | preview | denied reads; job.create | job.update | job.delete | run.submit | ...
+    action: Mapped[str] = mapped_column(String(32))
+    # The person who acted when ``user`` is not one: the member behind a group's job run.
+    actor: Mapped[str | None] = mapped_column(String(128))
+    target: Mapped[str | None] = mapped_column(String(256))  # job:<name>, run:<id>
     dataset: Mapped[str] = mapped_column(String(128), index=True)
     version: Mapped[str | None] = mapped_column(String(64))
     columns: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -394,6 +395,10 @@ async def test_postgres_source_is_governed_in_the_database(pull, workspace, pg_u
     assert rows[1]["email"] == "****e.eu" and rows[1]["balance"] == 1200.0
     code, t, _ = await pull("bob", "customers", where="plan = 'pro'", columns=["id", "email"])
     assert sorted(t.to_pylist(), key=lambda r: r["id"])[0] == {"id": 1, "email": EMAILS[0]}
+    # PostgreSQL fails on its first rows while it streams: still the same JSON 400.
+    for where in RUNTIME_FAILURES:
+        code, body, _ = await pull("bob", "customers", where=where)
+        assert code == 400 and body["error"]["code"] == "invalid_request", (where, body)
 
 
 async def test_unreachable_sql_source_is_502_without_secrets(pull, workspace):
@@ -425,3 +430,25 @@ async def test_hub_groups_count(jp_serverapp, as_user):
     assert body["user"]["groups"] == ["support"]  # from the hub, not from dataops.yaml
     code, body = await as_user("carol", "GET", "datasets/customers/preview")
     assert code == 200 and len(body["rows"]) == 6
+
+
+# Filters that pass every check and fail only while the engine reads rows; the engine's
+# message then quotes row values ("Overflow in multiplication of INT64 (4738381338... * 6)").
+RUNTIME_FAILURES = [" * ".join(["id"] * 70) + " > 0", "id % (id - id) = 0"]
+
+
+@pytest.mark.parametrize("where", RUNTIME_FAILURES)
+async def test_engine_errors_at_run_time_take_one_path_and_quote_nothing(
+    pull, as_user, caplog, where
+):
+    # Pull and preview answer the same 400, and neither the response nor the server log
+    # carries the engine's text (which quotes the data).
+    caplog.set_level("DEBUG")
+    code, body, raw = await pull("bob", "customers", where=where)
+    assert code == 400 and body["error"]["code"] == "invalid_request", body
+    query = urllib.parse.quote(where)
+    pcode, pbody = await as_user("bob", "GET", f"datasets/customers/preview?where={query}")
+    assert pcode == 400 and pbody["error"]["message"] == body["error"]["message"]
+    logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    for engine_text in ("Overflow", "Division by zero", "* 6)", "Traceback"):
+        assert engine_text not in raw.decode() + json.dumps(pbody) + logged, engine_text

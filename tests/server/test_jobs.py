@@ -50,8 +50,17 @@ def jobs(jp_serverapp, http_server_client, jp_root_dir, jp_asyncio_loop):  # typ
         jp_root_dir / "nb" / "whoami.ipynb",
         "",
         "import json, os, jupyter_dataops as dops\n"
-        "print('WHO', json.dumps({'user': dops.status()['user']['name'], "
-        "'run': os.environ['DATAOPS_RUN_ID']}))",
+        "c = dops.connect()\n"
+        "who = {'user': dops.status()['user']['name'], 'run': os.environ['DATAOPS_RUN_ID'],\n"
+        "       'token': c.token}\n"
+        "for name, call in [('submit', lambda: dops.run_notebook('nb/hello.ipynb', wait=False)),\n"
+        "                   ('jobs', lambda: c.request('GET', 'jobs')),\n"
+        "                   ('runs', lambda: c.request('GET', 'runs'))]:\n"
+        "    try:\n"
+        "        call(); who[name] = 'allowed'\n"
+        "    except dops.DataOpsClientError as e:\n"
+        "        who[name] = e.status\n"
+        "print('WHO', json.dumps(who))",
     )
     notebook(jp_root_dir / "nb" / "crash.ipynb", "", "import os\nos._exit(1)")
     jp_asyncio_loop.run_until_complete(
@@ -201,7 +210,18 @@ async def test_runs_act_as_their_owner_with_a_run_scoped_token(jobs, api, jp_fet
     assert done["status"] == "succeeded", done
     resp = await jp_fetch("dataops", "api", "v1", "runs", run["id"], "outputs", "log")
     who = json.loads(resp.body.decode().split("WHO ", 1)[1].splitlines()[0])
-    assert who == {"user": "ada", "run": run["id"]}
+    token = who.pop("token")
+    # It acts as its owner, and may do only what a run needs: no new runs, no jobs, no
+    # reading the owner's other runs.
+    assert who == {"user": "ada", "run": run["id"], "submit": 403, "jobs": 403, "runs": 403}
+    platform = jobs.web_app.settings["dataops"]
+    assert platform.tokens.verify(token)["scope"] == f"run:{run['id']}"
+    # Once the run has ended its token is refused, and cannot be renewed.
+    auth = {"Authorization": f"DataOps {token}"}
+    code, body = await api("GET", "status", headers=auth)
+    assert code == 401 and body["error"]["details"]["reason"] == "gone"
+    code, body = await api("POST", "token/renew", {}, headers=auth)
+    assert code == 401
 
 
 async def test_a_crashing_kernel_fails_the_run_with_a_reason(jobs, api):
@@ -231,23 +251,6 @@ async def test_rerun_with_changed_parameters_and_immutable_inputs(jobs, api, jp_
     done = await wait_for(api, again["id"])
     resp = await jp_fetch("dataops", "api", "v1", "runs", again["id"], "outputs", "log")
     assert "EDITED v2" in resp.body.decode() and done["status"] == "succeeded"
-
-
-async def test_users_see_only_their_own_runs(jobs, api):
-    platform = jobs.web_app.settings["dataops"]
-    other = platform.tokens.mint("mallory")
-    code, run = await api("POST", "runs", {"notebook_path": "nb/hello.ipynb"})
-    code, body = await api(
-        "GET", f"runs/{run['id']}", headers={"Authorization": f"DataOps {other}"}
-    )
-    assert code == 404
-    code, body = await api("GET", "runs", headers={"Authorization": f"DataOps {other}"})
-    assert body["runs"] == []
-    code, body = await api(
-        "POST", f"runs/{run['id']}/cancel", headers={"Authorization": f"DataOps {other}"}
-    )
-    assert code == 404
-    await wait_for(api, run["id"])
 
 
 async def test_log_streams_as_server_sent_events(jobs, api, jp_fetch):
@@ -493,3 +496,18 @@ async def test_a_kernel_that_dies_names_the_cell_it_died_in(jobs, api):
     err = done["error"]
     assert err["reason"] == "kernel_died" and err["cell_index"] == 1, err
     assert err["message"] == "the kernel died in cell 2" and "os._exit(1)" in err["source"]
+
+
+@pytest.mark.parametrize("field", ["paused", "timezone", "notebook_path", "description", "name"])
+async def test_a_null_for_a_field_that_cannot_be_empty_is_a_400_naming_it(jobs, api, field):
+    code, job = await api("POST", "jobs", {"name": "nightly", "notebook_path": "nb/hello.ipynb"})
+    assert code == 201
+    code, body = await api("PATCH", "jobs/nightly", {field: None})
+    assert code == 400, body
+    assert body["error"]["details"]["errors"][0]["field"] == field
+    assert field in body["error"]["message"]
+    code, after = await api("GET", "jobs/nightly")
+    assert after == job  # nothing was written
+    # Nulls that mean "none" still clear: no schedule, no timeout, no notifications.
+    code, body = await api("PATCH", "jobs/nightly", {"schedule": None, "timeout_s": None})
+    assert code == 200 and body["schedule"] is None

@@ -51,7 +51,7 @@ def test_no_filter_escapes_row_filter_or_masks(platform, where):
     alice = platform.principal("alice")
     try:
         plan = platform.catalog.plan(alice, "customers", ReadRequest(where=where), "read")
-        statements = sqlglot.parse(plan.sql, read="duckdb")
+        statements = sqlglot.parse(plan.sql.sql(), read="duckdb")
         assert len(statements) == 1 and isinstance(statements[0], exp.Select)
         rows = plan.open().read_all().to_pylist()
     except DataOpsError as e:

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from jupyter_dataops.exceptions import InvalidRequest
 from jupyter_dataops.identity import Principal, TokenSigner
-from jupyter_dataops.jobs.notify import Notifier, SmtpSettings, mail_body
+from jupyter_dataops.jobs.notify import Notifier, SmtpSettings, WebhookPolicy, mail_body
 from jupyter_dataops.jobs.service import JobService
 from jupyter_dataops.models import (
     JobDefinitionPatch,
@@ -37,6 +37,7 @@ from jupyter_dataops.store import Store
 
 ADA = Principal("ada", "ada")
 SECRET = b"s" * 32
+LOOPBACK_ALLOWED = WebhookPolicy(allowed_networks=("127.0.0.0/8",))
 
 
 @dataclass
@@ -53,7 +54,8 @@ class Hook:
 
 @dataclass
 class Receiver:
-    """A real HTTP server on 127.0.0.1: answers 200, or 500 on paths starting /broken."""
+    """A real HTTP server on 127.0.0.1: answers 200, 500 on paths starting /broken, and a 302
+    to /landed on paths starting /redirect. It keeps every request (GETs too)."""
 
     port: int = 0
     hooks: list[Hook] = field(default_factory=list)
@@ -70,9 +72,15 @@ def serve_hooks() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             rec.hooks.append(Hook(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(500 if self.path.startswith("/broken") else 200)
+            if self.path.startswith("/redirect"):
+                self.send_response(302)
+                self.send_header("Location", rec.url("/landed"))
+            else:
+                self.send_response(500 if self.path.startswith("/broken") else 200)
             self.send_header("Content-Length", "0")
             self.end_headers()
+
+        do_GET = do_POST
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -116,7 +124,8 @@ def service(tmp_path: Path, store_url: str) -> Iterator[JobService]:
     nbformat.write(nb, tmp_path / "report.ipynb")
     store = Store(store_url)
     store.migrate()
-    notifier = Notifier(store, SECRET, SmtpSettings())  # no SMTP server
+    # No SMTP server; the receivers are on 127.0.0.1, which webhooks may call only when allowed.
+    notifier = Notifier(store, SECRET, SmtpSettings(), webhooks=LOOPBACK_ALLOWED)
     notifier.backoff_s = 0.01
     svc = JobService(store, tmp_path, TokenSigner(SECRET), lambda: [], notifier=notifier)
     yield svc

@@ -197,6 +197,8 @@ class ForkedRunner(Runner):
 class LocalExecutor:
     """Dispatches this server's queued runs onto warm runners."""
 
+    recover_every_s = 30.0  # looks for runs of dispatchers that died (its own at start)
+
     def __init__(
         self,
         service: JobService,
@@ -208,8 +210,10 @@ class LocalExecutor:
         dask_scheduler_address: str = "",
         fork_kernels: bool = True,
         kernel_preload: tuple[str, ...] = (),
+        kind: str = "server",
     ) -> None:
         self.service = service
+        self.kind = kind  # the dispatcher identity it serves (server, scheduler, run)
         self.run_blocking = run_blocking  # runs store work off the event loop
         self.server_url = server_url
         self.workers = workers
@@ -231,9 +235,12 @@ class LocalExecutor:
         self._forks: ForkServer | None = None
         self._forkable: dict[str, bool] = {}
         self._forks_lost = 0
+        self._recovered_at = 0.0
 
     # lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
+        self.service.become_dispatcher(self.kind)
+        self._recovered_at = time.monotonic()
         retries = await self.run_blocking(self.service.recover)
         if retries:
             log.warning("DataOps: %d lost runs will be retried", len(retries))
@@ -255,6 +262,7 @@ class LocalExecutor:
             await self._dask.close()
         if self._forks is not None:
             await asyncio.to_thread(self._forks.close)
+        self.service.stop_dispatching()  # last: its runs are over, others may recover them
 
     def _can_fork(self, kernel_name: str) -> bool:
         if kernel_name not in self._forkable:
@@ -318,6 +326,10 @@ class LocalExecutor:
         while not self._stopping:
             try:
                 await self._dispatch_once()
+                if time.monotonic() - self._recovered_at >= self.recover_every_s:
+                    # Runs of dispatchers that died since (a killed CLI run) are lost.
+                    self._recovered_at = time.monotonic()
+                    await self.run_blocking(self.service.recover, False)
             except Exception:
                 log.exception("DataOps: dispatch failed")
             nxt = await self.run_blocking(self.service.next_wakeup)

@@ -254,7 +254,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Download an output: notebook, html, log or input */
+        /** Download an output: notebook, html, pdf, log or input (a run's own token: its input only) */
         get: operations["get_runs_run_id_outputs_name"];
         put?: never;
         post?: never;
@@ -298,6 +298,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/token/renew": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Exchange a kernel's or a run's DataOps token (expired or not) for a fresh one, while its kernel or run lives */
+        post: operations["post_token_renew"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/workspace/validate": {
         parameters: {
             query?: never;
@@ -335,8 +352,17 @@ export interface components {
         };
         /** AuditEventInfo */
         AuditEventInfo: {
-            /** Action */
+            /**
+             * Action
+             * @description read, preview; job.create, job.update, job.delete, run.submit, run.cancel, run.rerun
+             */
             action: string;
+            /**
+             * Actor
+             * @description The person who acted, when `user` is a group's job run.
+             * @default null
+             */
+            actor: string | null;
             /**
              * At
              * Format: date-time
@@ -362,7 +388,16 @@ export interface components {
             row_count: number | null;
             /** Scope */
             scope: string;
-            /** User */
+            /**
+             * Target
+             * @description job:<name> or run:<id>.
+             * @default null
+             */
+            target: string | null;
+            /**
+             * User
+             * @description Whose rights were used: a user, or `group:<name>`.
+             */
             user: string;
             /** Version */
             version: string | null;
@@ -632,6 +667,12 @@ export interface components {
              */
             output_formats: string[] | null;
             /**
+             * Owner Group
+             * @description Hand the job to a team you are in.
+             * @default null
+             */
+            owner_group: string | null;
+            /**
              * Parameters
              * @default null
              */
@@ -723,6 +764,12 @@ export interface components {
              * @description Extra formats besides ipynb: html, pdf (pdf needs Chromium on the server).
              */
             output_formats?: string[];
+            /**
+             * Owner Group
+             * @description A group you are in: the job then belongs to the team (owner `group:<name>`). Any member may change, pause or run it; its runs act with the group's grants, never the union of its members'; it outlives its author.
+             * @default null
+             */
+            owner_group: string | null;
             /**
              * Parameters
              * @description Default values.
@@ -1095,6 +1142,24 @@ export interface components {
              * @description Metadata store URL with any password replaced by `***`.
              */
             url: string;
+        };
+        /** TokenInfo */
+        TokenInfo: {
+            /**
+             * Expires At
+             * @description When it expires, in seconds since the epoch.
+             */
+            expires_at: number;
+            /**
+             * Scope
+             * @description `kernel` or `run:<id>`, as the token renewed.
+             */
+            scope: string;
+            /**
+             * Token
+             * @description The fresh DataOps token (send as `Authorization: DataOps`).
+             */
+            token: string;
         };
         /** UserInfo */
         UserInfo: {
@@ -1875,6 +1940,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["StatusResponse"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_token_renew: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenInfo"];
                 };
             };
             /** @description Error */

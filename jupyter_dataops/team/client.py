@@ -1,0 +1,144 @@
+"""Client mode: the extension in a user's Jupyter server, with the team's DataOps service.
+
+Every ``/dataops/api/v1/...`` request of JupyterLab is forwarded to the service as this server's
+user, with the server's JupyterHub API token (``JUPYTERHUB_API_TOKEN``; the Hub grants it
+``access:services!service=dataops`` through ``c.Spawner.server_token_scopes``). Responses are
+streamed back as they come (Arrow pulls, a run's log as server-sent events). Nothing governed is
+stored here: no metadata store, no policy, no key, no data.
+
+Kernels get the service's URL and use the Hub API token they inherit from the server, so
+``dops.pull`` goes to the service directly, as the user.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from tornado import httpclient, web
+from tornado.iostream import StreamClosedError
+
+from ..handlers.base import API_PREFIX, AUTH_RESOURCE
+
+HUB_TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
+# Request headers worth passing on; Authorization is replaced, cookies never leave this server.
+_PASS = ("Content-Type", "Accept", "Last-Event-ID")
+_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
+
+
+def service_token() -> str:
+    return os.environ.get(HUB_TOKEN_ENV, "")
+
+
+class ForwardHandler(APIHandler):
+    """One handler for every API path: forward to the service as this server's user."""
+
+    auth_resource = AUTH_RESOURCE
+
+    def initialize(self, service_url: str) -> None:
+        self.service_url = service_url if service_url.endswith("/") else service_url + "/"
+
+    async def _forward(self, path: str) -> None:
+        token = service_token()
+        if not token:
+            self.set_status(503)
+            self.finish(
+                {
+                    "error": {
+                        "code": "unavailable",
+                        "message": "c.DataOps.service_url is set but this server has no "
+                        f"{HUB_TOKEN_ENV} to call the service with (team mode needs JupyterHub)",
+                        "details": {},
+                    }
+                }
+            )
+            return
+        url = self.service_url + API_PREFIX.lstrip("/") + path
+        if self.request.query:
+            url += "?" + self.request.query
+        headers = {k: v for k in _PASS if (v := self.request.headers.get(k))}
+        headers["Authorization"] = f"token {token}"
+        started = False
+
+        def on_header(line: str) -> None:
+            nonlocal started
+            line = line.strip()
+            if line.startswith("HTTP/"):
+                self.set_status(int(line.split()[1]))
+                for h in list(self._headers):
+                    self.clear_header(h)
+                return
+            name, sep, value = line.partition(":")
+            if sep and name.lower() not in _HOP:
+                self.add_header(name.strip(), value.strip())
+
+        def on_chunk(chunk: bytes) -> None:
+            nonlocal started
+            started = True
+            self.write(chunk)
+            self.flush()
+
+        body = self.request.body if self.request.method in ("POST", "PUT", "PATCH") else None
+        try:
+            await httpclient.AsyncHTTPClient().fetch(
+                url,
+                method=self.request.method or "GET",
+                headers=headers,
+                body=body,
+                allow_nonstandard_methods=True,
+                follow_redirects=False,
+                raise_error=False,
+                header_callback=on_header,
+                streaming_callback=on_chunk,
+                request_timeout=24 * 3600,  # a followed log lasts as long as its run
+                connect_timeout=10,
+            )
+        except StreamClosedError:
+            return  # the browser went away
+        except Exception as e:
+            if started:
+                raise
+            self.set_status(502)
+            self.finish(
+                {
+                    "error": {
+                        "code": "bad_gateway",
+                        "message": f"the DataOps service at {self.service_url} did not answer: "
+                        f"{type(e).__name__}",
+                        "details": {},
+                    }
+                }
+            )
+            return
+        self.finish()
+
+    @web.authenticated
+    @authorized
+    async def get(self, path: str) -> None:
+        await self._forward(path)
+
+    @web.authenticated
+    @authorized
+    async def post(self, path: str) -> None:
+        await self._forward(path)
+
+    @web.authenticated
+    @authorized
+    async def patch(self, path: str) -> None:
+        await self._forward(path)
+
+    @web.authenticated
+    @authorized
+    async def put(self, path: str) -> None:
+        await self._forward(path)
+
+    @web.authenticated
+    @authorized
+    async def delete(self, path: str) -> None:
+        await self._forward(path)
+
+
+def forward_handlers(service_url: str) -> list[tuple[str, type[Any], dict[str, Any]]]:
+    return [(f"{API_PREFIX}/(.*)", ForwardHandler, {"service_url": service_url})]

@@ -1,0 +1,299 @@
+"""The authorization matrix: every route and method, for every kind of caller.
+
+The rows are derived from the registered routes: a route or method without a row here fails
+``test_every_route_has_a_row``, so no endpoint ships without a decision on who may call it.
+Callers: anonymous; a job run's token (on its own run, and on another run); a kernel's token;
+the user (ada, who owns the objects); another user (bob); an admin (root). Users come from a
+multi-user identity provider (tests/server/identities.py), as they come from JupyterHub.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from sqlalchemy import select
+
+from jupyter_dataops.client import TOKEN_ENV
+from jupyter_dataops.handlers import RESOURCES, handlers
+from jupyter_dataops.handlers.base import NotFoundHandler
+from jupyter_dataops.store import tables as t
+
+from .conftest import server_config
+
+pytestmark = pytest.mark.kernel
+
+CALLERS = ("anon", "run", "run_other", "kernel", "user", "other", "admin")
+METHODS = ("get", "post", "put", "patch", "delete")
+
+# (route, method): expected status per caller, in CALLERS order. 404 for another user's
+# object: it is not revealed. 403: authenticated, not allowed. 401: no valid credentials.
+MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
+    ("status", "get"): (401, 200, 200, 200, 200, 200, 200),
+    ("workspace/validate", "post"): (401, 403, 403, 200, 200, 200, 200),
+    ("datasets", "get"): (401, 200, 200, 200, 200, 200, 200),
+    ("datasets", "post"): (401, 403, 403, 201, 201, 201, 201),
+    ("datasets/{name}", "get"): (401, 200, 200, 200, 200, 200, 200),
+    ("datasets/{name}/refresh", "post"): (401, 403, 403, 200, 200, 403, 200),
+    ("datasets/{name}/preview", "get"): (401, 200, 200, 200, 200, 403, 403),
+    ("datasets/{name}/pull", "post"): (401, 200, 200, 200, 200, 403, 403),
+    ("audit", "get"): (401, 403, 403, 403, 403, 403, 200),
+    ("notebooks/parameters", "get"): (401, 403, 403, 200, 200, 200, 200),
+    ("jobs", "get"): (401, 403, 403, 200, 200, 200, 200),
+    ("jobs", "post"): (401, 403, 403, 201, 201, 201, 201),
+    ("jobs/{ref}", "get"): (401, 403, 403, 200, 200, 404, 200),
+    ("jobs/{ref}", "patch"): (401, 403, 403, 200, 200, 404, 403),
+    ("jobs/{ref}", "delete"): (401, 403, 403, 204, 204, 404, 204),
+    ("runs", "get"): (401, 403, 403, 200, 200, 200, 200),
+    ("runs", "post"): (401, 403, 403, 201, 201, 201, 201),
+    ("runs/{run_id}", "get"): (401, 200, 403, 200, 200, 404, 200),
+    ("runs/{run_id}/cancel", "post"): (401, 403, 403, 200, 200, 404, 200),
+    ("runs/{run_id}/rerun", "post"): (401, 403, 403, 201, 201, 404, 403),
+    ("runs/{run_id}/log", "get"): (401, 403, 403, 200, 200, 404, 200),
+    ("runs/{run_id}/outputs/{name}", "get"): (401, 200, 403, 200, 200, 404, 200),
+    ("token/renew", "post"): (401, 200, 200, 200, 400, 400, 400),
+    ("openapi.json", "get"): (401, 403, 403, 200, 200, 200, 200),
+    **{("(unknown)", m): (401, 404, 404, 404, 404, 404, 404) for m in METHODS},
+}
+
+
+def _template(path: str) -> str:
+    """``runs/(?P<run_id>[0-9a-f]{32})`` -> ``runs/{run_id}``."""
+    return re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", path)
+
+
+def _implemented(handler: type) -> set[str]:
+    return {m for m in METHODS if m in vars(handler)}
+
+
+def test_every_route_has_a_row():
+    registered = set()
+    for h in RESOURCES:
+        assert _implemented(h) == set(h.operations), (
+            f"{h.__name__}: methods {_implemented(h)} but operations {set(h.operations)}"
+        )
+        registered |= {(_template(h.path), m) for m in h.operations}
+    assert any(cls is NotFoundHandler for _, cls in handlers())
+    registered |= {("(unknown)", m) for m in METHODS}
+    assert registered == set(MATRIX), (
+        f"routes without a row: {sorted(registered - set(MATRIX))}; "
+        f"rows without a route: {sorted(set(MATRIX) - registered)}"
+    )
+
+
+POLICY = """
+admins: [root]
+groups:
+  analysts:
+    members: [ada]
+datasets:
+  flights:
+    owner: ada
+    source: {type: csv, path: data/flights.csv}
+grants:
+  - groups: [analysts]
+    datasets: [flights]
+"""
+
+
+def _notebook(path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "P"}
+    cell = nbformat.v4.new_code_cell("x = 1")
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell("print(x)")]
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def jp_server_config(store_url: str) -> dict[str, Any]:
+    return server_config(
+        store_url,
+        ServerApp={"identity_provider_class": "tests.server.identities.HeaderUsers"},
+        DataOps={"warm_kernels": 0, "job_workers": 1},
+    )
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store' / 'dataops.db'}"
+
+
+class World:
+    """The objects the matrix calls on, all owned by ada, and one credential per caller."""
+
+    def __init__(self, serverapp: Any, root: Path) -> None:
+        self.app = serverapp
+        self.platform = serverapp.web_app.settings["dataops"]
+        self.root = root
+        self.n = 0
+        self.running = self.run("running")  # the run token's own run
+        self.done = self.run("succeeded", host=self.platform.jobs.host)
+        self.job = self.job_definition()
+        self.headers: dict[str, dict[str, str]] = {
+            "anon": {"Authorization": ""},
+            "run": self._dataops(self.platform.tokens.mint("ada", f"run:{self.running}")),
+            "user": {"Authorization": "token user-ada"},
+            "other": {"Authorization": "token user-bob"},
+            "admin": {"Authorization": "token user-root"},
+        }
+        self.headers["run_other"] = self.headers["run"]
+
+    @staticmethod
+    def _dataops(token: str) -> dict[str, str]:
+        return {"Authorization": f"DataOps {token}"}
+
+    async def start_kernel(self) -> str:
+        km = self.app.kernel_manager
+        kernel_id = await km.start_kernel(kernel_name="python3")
+        token = km.get_kernel(kernel_id)._launch_args["env"][TOKEN_ENV]
+        self.headers["kernel"] = self._dataops(token)
+        return kernel_id
+
+    def unique(self, prefix: str) -> str:
+        self.n += 1
+        return f"{prefix}{self.n}"
+
+    def run(self, status: str, host: str = "elsewhere:/") -> str:
+        """A run of ada's, with its input and log on disk (``host`` elsewhere: the local
+        executor leaves it alone)."""
+        run_id = t.new_id()
+        run_dir = self.platform.jobs.runs_dir / run_id
+        run_dir.mkdir(parents=True)
+        (run_dir / "input.ipynb").write_bytes((self.root / "nb.ipynb").read_bytes())
+        (run_dir / "run.log").write_text("hello\n")
+        with self.platform.store.session() as s:
+            s.add(t.Run(id=run_id, status=status, owner="ada", notebook_path="nb.ipynb",
+                        host=host, outputs={"input": "input.ipynb", "log": "run.log"}))  # fmt: skip
+        return run_id
+
+    def job_definition(self) -> str:
+        name = self.unique("job")
+        with self.platform.store.session() as s:
+            s.add(t.JobDefinition(name=name, notebook_path="nb.ipynb", owner="ada"))
+        return name
+
+    def call(self, route: str, method: str, caller: str) -> tuple[str, Any]:
+        """The path and body of this cell: fresh objects where the call changes them."""
+        run_id = self.running if caller == "run" else self.done
+        body: Any = None
+        if route == "(unknown)":
+            path = "nope/nothing"
+            body = {} if method in ("post", "put", "patch") else None
+        elif route == "runs/{run_id}/cancel":
+            path = f"runs/{self.running if caller == 'run' else self.run('queued')}/cancel"
+        elif route == "jobs/{ref}" and method == "delete":
+            path = f"jobs/{self.job_definition()}"
+        else:
+            path = route.format(run_id=run_id, name="input", ref=self.job)
+            if route.startswith("datasets/{name}"):
+                path = route.format(name="flights")
+        body = {
+            ("workspace/validate", "post"): {"text": "groups: {}\n"},
+            ("datasets", "post"): {
+                "name": self.unique("ds"),
+                "source": {"type": "csv", "path": "data/flights.csv"},
+            },
+            ("datasets/{name}/pull", "post"): {"columns": ["carrier"]},
+            ("jobs", "post"): {"name": self.unique("new"), "notebook_path": "nb.ipynb"},
+            ("jobs/{ref}", "patch"): {"description": "changed"},
+            ("runs", "post"): {"notebook_path": "nb.ipynb"},
+            ("runs/{run_id}/rerun", "post"): {},
+            ("token/renew", "post"): {},
+        }.get((route, method), body)
+        if route == "notebooks/parameters":
+            path += "?path=nb.ipynb"
+        return path, body
+
+
+@pytest.fixture
+def world(jp_serverapp, http_server_client, jp_root_dir, jp_asyncio_loop):  # type: ignore[no-untyped-def]
+    (jp_root_dir / "dataops.yaml").write_text(POLICY)
+    (jp_root_dir / "data").mkdir()
+    (jp_root_dir / "data" / "flights.csv").write_text("carrier,dep_delay\nAA,5\nUA,70\n")
+    _notebook(jp_root_dir / "nb.ipynb")
+    run = jp_asyncio_loop.run_until_complete
+    run(jp_serverapp.extension_manager.start_extension("jupyter_dataops"))
+    w = World(jp_serverapp, jp_root_dir)
+    kernel_id = run(w.start_kernel())
+    yield w
+    run(jp_serverapp.kernel_manager.shutdown_kernel(kernel_id, now=True))
+
+
+async def _fetch(jp_fetch, path: str, method: str, headers: dict[str, str], body: Any):  # type: ignore[no-untyped-def]
+    path, _, query = path.partition("?")
+    kwargs: dict[str, Any] = {"method": method.upper(), "raise_error": False}
+    if method in ("post", "put", "patch"):
+        kwargs["body"] = json.dumps(body if body is not None else {})
+    return await jp_fetch(
+        "dataops", "api", "v1", *path.split("/"),
+        headers={"Content-Type": "application/json", **headers},
+        params=dict(urllib.parse.parse_qsl(query)) or None, **kwargs,
+    )  # fmt: skip
+
+
+async def test_the_authorization_matrix(world, jp_fetch):
+    failures = []
+    for (route, method), expected in MATRIX.items():
+        for caller, want in zip(CALLERS, expected, strict=True):
+            path, body = world.call(route, method, caller)
+            resp = await _fetch(jp_fetch, path, method, world.headers[caller], body)
+            text = resp.body.decode(errors="replace")
+            if resp.code != want:
+                failures.append(f"{method.upper()} {route} as {caller}: {resp.code} != {want}")
+                continue
+            if resp.code >= 400:  # every refusal is the one JSON error shape
+                err = json.loads(text)["error"]
+                assert err["code"] and err["message"], (route, method, caller, text)
+                if resp.code == 401:
+                    assert resp.headers.get("WWW-Authenticate"), (route, caller)
+    assert not failures, "\n".join(failures)
+
+
+async def test_refusals_reveal_nothing_of_other_users_objects(world, jp_fetch):
+    path, _ = world.call("jobs/{ref}", "get", "other")
+    resp = await _fetch(jp_fetch, path, "get", world.headers["other"], None)
+    assert resp.code == 404 and world.job not in resp.body.decode()
+    path, _ = world.call("runs/{run_id}", "get", "other")
+    resp = await _fetch(jp_fetch, path, "get", world.headers["other"], None)
+    assert resp.code == 404 and "nb.ipynb" not in resp.body.decode()
+
+
+async def test_a_run_token_reads_only_its_own_input(world, jp_fetch):
+    own = world.headers["run"]
+    resp = await _fetch(jp_fetch, f"runs/{world.running}/outputs/input", "get", own, None)
+    assert resp.code == 200 and json.loads(resp.body)["cells"]
+    resp = await _fetch(jp_fetch, f"runs/{world.running}/outputs/log", "get", own, None)
+    assert resp.code == 403
+    resp = await _fetch(jp_fetch, f"runs/{world.done}/outputs/input", "get", own, None)
+    assert resp.code == 403
+
+
+async def test_admins_pause_but_do_not_act_as_the_owner(world, jp_fetch):
+    admin = world.headers["admin"]
+    resp = await _fetch(jp_fetch, f"jobs/{world.job}", "patch", admin, {"paused": True})
+    assert resp.code == 200 and json.loads(resp.body)["paused"] is True
+    resp = await _fetch(
+        jp_fetch, f"jobs/{world.job}", "patch", admin, {"notebook_path": "other.ipynb"}
+    )
+    assert resp.code == 403 and "owner" in json.loads(resp.body)["error"]["message"]
+    resp = await _fetch(jp_fetch, "runs", "post", admin, {"job": world.job})
+    assert resp.code == 403
+    with world.platform.store.session() as s:
+        path = s.scalar(
+            select(t.JobDefinition.notebook_path).where(t.JobDefinition.name == world.job)
+        )
+        assert path == "nb.ipynb"  # nothing of the refused change was written
+
+
+async def test_other_users_list_none_of_ada_s_runs_or_jobs(world, jp_fetch):
+    for route in ("runs", "jobs"):
+        resp = await _fetch(jp_fetch, route, "get", world.headers["other"], None)
+        assert resp.code == 200 and json.loads(resp.body)[route] == []
+        resp = await _fetch(jp_fetch, route, "get", world.headers["user"], None)
+        assert json.loads(resp.body)[route]  # ada sees hers
