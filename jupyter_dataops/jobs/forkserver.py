@@ -13,12 +13,12 @@ Protocol: the server process holds one end of a Unix socket pair and writes one 
 per request (``{"kernel": name, "env": {...}}``, with the server's environment at that
 moment). For each, the fork server answers with ``{"pid": n}`` and, as ancillary data
 (``SCM_RIGHTS``), the runner's end of a fresh socket pair; the runner then speaks the JSON
-lines protocol of :mod:`.runner` on it. The fork server exits when the
-server's end closes; runners exit when their socket closes.
+lines protocol of :mod:`.runner` on it. The fork server exits when the server's end closes;
+runners exit when their socket closes.
 
 Traps avoided (see RECIPES §7): no ZMQ context and no thread exists in the fork server when it
-forks; each runner calls ``setsid()`` (one ``killpg`` takes it and its kernel) and gets
-``/dev/null`` as stdio; children are reaped (``SIGCHLD`` ignored in the fork server, restored
+forks; each runner calls ``setsid()``, and so does its kernel (the executor kills both process
+groups), and gets ``/dev/null`` as stdio; children are reaped (``SIGCHLD`` ignored in the fork server, restored
 in the runner, which waits for its kernel).
 
 A forked kernel must behave as one that jupyter_client starts from its kernelspec: what the
