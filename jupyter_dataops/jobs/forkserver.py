@@ -18,8 +18,8 @@ runners exit when their socket closes.
 
 Traps avoided (see RECIPES §7): no ZMQ context and no thread exists in the fork server when it
 forks; each runner calls ``setsid()``, and so does its kernel (the executor kills both process
-groups), and gets ``/dev/null`` as stdio; children are reaped (``SIGCHLD`` ignored in the fork server, restored
-in the runner, which waits for its kernel).
+groups), and gets ``/dev/null`` as stdio; children are reaped (``SIGCHLD`` ignored in the fork
+server, restored in the runner, which waits for its kernel).
 
 A forked kernel must behave as one that jupyter_client starts from its kernelspec: what the
 runner set up for itself (signal handlers, the blocked-signal mask, its session, its atexit
