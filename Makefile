@@ -34,10 +34,13 @@ $(VENV)/.test: $(VENV)/.lab $(SOURCES)
 	$(PIP) install -q --no-build-isolation -e ".[test]"
 	touch $@
 
+# As it stands for root too (containers run as root; jupyter would refuse to start), and
+# opening on the welcome notebook (the URL it prints, and `/`).
 lab: $(VENV)/.lab
 	$(BIN)/jupyter dataops demo --root=notebooks
 	@$(BIN)/jupyter dataops status --root=notebooks
-	cd notebooks && $(BIN)/jupyter lab --ServerApp.root_dir=. $(LAB_ARGS)
+	cd notebooks && $(BIN)/jupyter lab --ServerApp.root_dir=. --ServerApp.allow_root=True \
+	    --LabApp.default_url=/lab/tree/welcome.ipynb $(LAB_ARGS)
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check jupyter_dataops tests bench

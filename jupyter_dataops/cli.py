@@ -263,7 +263,15 @@ class RunApp(_Sub):
     ).tag(config=True)
     job = Unicode("", help="Run this job definition.").tag(config=True)
     timeout = Float(0.0, help="Kill the run after this many seconds (0: none).").tag(config=True)
-    aliases = {**_Sub.aliases, "job": "RunApp.job", "timeout": "RunApp.timeout"}
+    kernel = Unicode(
+        "", help="Run in this kernel (default: the notebook's kernelspec, or the job's kernel)."
+    ).tag(config=True)
+    aliases = {
+        **_Sub.aliases,
+        "job": "RunApp.job",
+        "timeout": "RunApp.timeout",
+        "kernel": "RunApp.kernel",
+    }
     flags = {**_Sub.flags, "wait": ({"RunApp": {"wait": True}}, "Wait for the end.")}
 
     def parse_command_line(self, argv: Any = None) -> None:
@@ -293,10 +301,12 @@ class RunApp(_Sub):
                 notebook_path=rel,
                 parameters=self.parameters,
                 timeout_s=self.timeout or None,
+                kernel_name=self.kernel or None,
             )
             run, _ = p.jobs.submit(user, req, trigger="user")
             print(
-                f"run {run.id} queued ({run.notebook_path}, parameters {run.parameters})",
+                f"run {run.id} queued ({run.notebook_path}, kernel {run.kernel_name}, "
+                f"parameters {run.parameters})",
                 file=sys.stderr,
             )
             if not self.wait:
@@ -421,6 +431,9 @@ class ScheduleApp(_Sub):
     retries = Int(-1, help="Retries of a failed run (default: 0 for a new job).").tag(config=True)
     timeout = Float(0.0, help="Kill a run after this many seconds (0: keep).").tag(config=True)
     catchup = Unicode("", help="Missed fire times: 'once' (default) or 'skip'.").tag(config=True)
+    kernel = Unicode("", help="The job's kernel (default: the notebook's kernelspec).").tag(
+        config=True
+    )
     pause = Bool(False, help="Pause the schedule.").tag(config=True)
     resume = Bool(False, help="Resume the schedule.").tag(config=True)
     delete = Bool(False, help="Delete the job definition (its runs stay).").tag(config=True)
@@ -431,6 +444,7 @@ class ScheduleApp(_Sub):
         "retries": "ScheduleApp.retries",
         "timeout": "ScheduleApp.timeout",
         "catchup": "ScheduleApp.catchup",
+        "kernel": "ScheduleApp.kernel",
     }
     flags = {
         **_Sub.flags,
@@ -501,6 +515,8 @@ class ScheduleApp(_Sub):
             req["timeout_s"] = self.timeout
         if self.catchup:
             req["catchup"] = self.catchup
+        if self.kernel:
+            req["kernel_name"] = self.kernel
         return p.jobs.create_job(user, JobDefinitionRequest.model_validate(req))
 
     def _update(self, p: Any, user: Any, current: Any, args: list[str], actions: list[str]) -> Any:
@@ -521,6 +537,8 @@ class ScheduleApp(_Sub):
             patch["timeout_s"] = self.timeout
         if self.catchup:
             patch["catchup"] = self.catchup
+        if self.kernel:
+            patch["kernel_name"] = self.kernel
         if actions:
             patch["paused"] = actions == ["pause"]
         if not patch:

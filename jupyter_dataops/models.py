@@ -247,6 +247,14 @@ class ParameterInfo(_Model):
 class NotebookParameters(_Model):
     notebook_path: str
     parameters: list[ParameterInfo]
+    notebook_kernel: str | None = Field(
+        default=None, description="The kernel the notebook's metadata names (its kernelspec)."
+    )
+    kernel_name: str | None = Field(
+        default=None,
+        description="The installed kernel a run of the notebook uses unless told otherwise "
+        "(`python` is the native kernel, case does not matter); null when none is installed.",
+    )
 
 
 def _webhook_url(url: str) -> str:

@@ -65,8 +65,7 @@ class ParametersHandler(_JobsBase):
         path = self.get_query_argument("path", None)
         if not path:
             raise InvalidRequest("path is required")
-        params = await self.platform.store.run(self.platform.jobs.parameters, path)
-        self.write_model(NotebookParameters(notebook_path=path, parameters=params))
+        self.write_model(await self.platform.store.run(self.platform.jobs.parameters, path))
 
 
 class JobsHandler(_JobsBase):

@@ -10,19 +10,27 @@ initialises an ``IPKernelApp`` in it. Every run still gets a fresh process and a
 never-used kernel; only the import work is shared (copy on write).
 
 Protocol: the server process holds one end of a Unix socket pair and writes one JSON line
-per request (``{"kernel": name}``). For each, the fork server answers with ``{"pid": n}`` and,
-as ancillary data (``SCM_RIGHTS``), the runner's end of a fresh socket pair; the runner then
-speaks the JSON lines protocol of :mod:`.runner` on it. The fork server exits when the
-server's end closes; runners exit when their socket closes.
+per request (``{"kernel": name, "env": {...}}``, with the server's environment at that
+moment). For each, the fork server answers with ``{"pid": n}`` and, as ancillary data
+(``SCM_RIGHTS``), the runner's end of a fresh socket pair; the runner then speaks the JSON
+lines protocol of :mod:`.runner` on it. The fork server exits when the server's end closes;
+runners exit when their socket closes.
 
 Traps avoided (see RECIPES §7): no ZMQ context and no thread exists in the fork server when it
-forks; each runner calls ``setsid()`` (one ``killpg`` takes it and its kernel) and gets
-``/dev/null`` as stdio; children are reaped (``SIGCHLD`` ignored in the fork server, restored
-in the runner, which waits for its kernel).
+forks; each runner calls ``setsid()``, and so does its kernel (the executor kills both process
+groups), and gets ``/dev/null`` as stdio; children are reaped (``SIGCHLD`` ignored in the fork
+server, restored in the runner, which waits for its kernel).
+
+A forked kernel must behave as one that jupyter_client starts from its kernelspec: what the
+runner set up for itself (signal handlers, the blocked-signal mask, its session, its atexit
+handlers, its stdio) is put back, in the kernel, to what a fresh interpreter has
+(:func:`_as_fresh_interpreter`), and the kernel ends as an interpreter does (non-daemon threads
+joined, atexit handlers run). Only imported modules are shared, with what importing them did.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -32,6 +40,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -104,35 +114,125 @@ class _Child:
         self.send_signal(signal.SIGTERM)
 
 
-def _kernel_child(connection_file: str, parent: int) -> None:
+# What a fresh interpreter has, as the fork server found it when it started (it is one):
+# every signal's disposition and the blocked-signal mask. A kernel that jupyter_client starts
+# inherits the same from the server, through the runner, since exec keeps ignored signals
+# ignored and the mask as it is.
+_fresh_signals: dict[int, Any] = {}
+_fresh_mask: set[int] = set()
+# atexit handlers registered while the fork server imported its modules: a fresh interpreter
+# that imports them registers the same. Whatever is registered later is the runner's own.
+_import_exits: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
+
+
+def _snapshot_fresh_state() -> None:
+    for sig in signal.valid_signals():
+        try:
+            _fresh_signals[sig] = signal.getsignal(sig)
+        except (OSError, ValueError):
+            continue
+    _fresh_mask.update(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+
+@contextmanager
+def _recording_exits() -> Iterator[None]:
+    """Record the atexit registrations (and unregistrations) made inside the block."""
+    register, unregister = atexit.register, atexit.unregister
+    recording = True
+
+    def record(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        if recording:
+            _import_exits.append((func, args, kwargs))
+        return register(func, *args, **kwargs)
+
+    def forget(func: Callable[..., Any]) -> None:
+        if recording:
+            _import_exits[:] = [e for e in _import_exits if e[0] != func]
+        unregister(func)
+
+    atexit.register, atexit.unregister = record, forget  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        recording = False
+        atexit.register, atexit.unregister = register, unregister  # type: ignore[assignment]
+
+
+def _as_fresh_interpreter(connection_file: str, runner: int, stdin: int) -> None:
+    """In a forked kernel, before ipykernel starts: undo what the fork server and the runner
+    changed for themselves, so the kernel sees what one started by jupyter_client sees."""
+    # Its own session and process group (jupyter_client: start_new_session=True), so an
+    # interrupt or a kill of the group reaches the kernel and its children, not the runner.
+    os.setsid()
+    for sig, handler in _fresh_signals.items():
+        if handler is None:  # installed outside Python: nothing to restore it with
+            continue
+        try:
+            signal.signal(sig, handler)
+        except (OSError, ValueError, TypeError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, _fresh_mask)
+    # jupyter_client gives the kernel a pipe as stdin that nobody writes, and the parent's pid.
+    os.dup2(stdin, 0)
+    os.close(stdin)
+    os.environ["JPY_PARENT_PID"] = str(runner)
+    os.environ.pop("PYTHONEXECUTABLE", None)
+    _fresh_exit_hooks()
+    # What a kernel started by its kernelspec sees (a few notebooks read sys.argv).
+    import ipykernel_launcher
+
+    sys.argv = [ipykernel_launcher.__file__, "-f", connection_file]
+    sys.orig_argv = [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file]
+
+
+def _fresh_exit_hooks() -> None:
+    """Keep the atexit handlers that importing the shared modules registered; drop those the
+    fork server and the runner registered for themselves."""
+    atexit._clear()
+    for func, args, kwargs in _import_exits:
+        atexit.register(func, *args, **kwargs)
+
+
+def _finalize() -> None:
+    """End as an interpreter ends (``Py_FinalizeEx``): join the non-daemon threads, run the
+    atexit handlers, flush. The child then leaves by ``os._exit``: it must not unwind into the
+    runner's frames it was forked from."""
+    try:
+        threading._shutdown()  # type: ignore[attr-defined]
+    except Exception:
+        pass
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            pass
+
+
+def _kernel_child(connection_file: str, parent: int, stdin: int) -> None:
     """In the forked kernel process: become an ``IPKernelApp`` on ``connection_file``."""
     code = 0
     try:
-        os.closerange(3, 1 << 16)  # the runner's protocol socket is not the kernel's
+        os.closerange(3, stdin)  # the runner's protocol socket is not the kernel's
+        os.closerange(stdin + 1, 1 << 16)
+        _as_fresh_interpreter(connection_file, parent, stdin)
         from ipykernel.kernelapp import IPKernelApp
 
         numpy = sys.modules.get("numpy")
         if numpy is not None:  # forked children share the parent's generator state
             numpy.random.seed()
-        # What a kernel started by its kernelspec sees (a few notebooks read sys.argv).
-        import ipykernel_launcher
-
-        sys.argv = [ipykernel_launcher.__file__, "-f", connection_file]
         app = IPKernelApp.instance()
-        app.initialize(
-            [
-                "-f",
-                connection_file,
-                f"--IPKernelApp.parent_handle={parent}",
-                "--HistoryManager.hist_file=:memory:",
-            ]
-        )
+        app.initialize(["-f", connection_file, f"--IPKernelApp.parent_handle={parent}"])
         app.start()
     except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 0
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except BaseException:
         code = 1
-    os._exit(code)
+    try:
+        _finalize()
+    finally:
+        os._exit(code)
 
 
 def fork_kernel(kernel_name: str) -> tuple[Any, Any, int]:
@@ -151,16 +251,19 @@ def fork_kernel(kernel_name: str) -> tuple[Any, Any, int]:
         os.path.join(folder, "kernel.json"), ip="127.0.0.1", kernel_name=kernel_name
     )
     me = os.getpid()
+    stdin, unwritten = os.pipe()
     pid = os.fork()
     if pid == 0:
-        _kernel_child(connection_file, me)  # never returns
+        _kernel_child(connection_file, me, stdin)  # never returns
+    os.close(stdin)
+    _held.append(unwritten)  # the kernel's stdin stays open, unwritten, as jupyter_client's
     km = AsyncKernelManager(kernel_name=kernel_name)
     km.load_connection_file(connection_file)
     provisioner = LocalProvisioner(kernel_id=os.path.basename(folder), kernel_spec=None, parent=km)
     child = _Child(pid)
     provisioner.process = child  # type: ignore[assignment]
     provisioner.pid = pid
-    provisioner.pgid = None  # the kernel shares the runner's group: never signal the group
+    provisioner.pgid = pid  # its own group, as jupyter_client's kernels: interrupts take both
     km.provisioner = provisioner
     km._connection_file_written = True
     km._dataops_folder = folder  # type: ignore[attr-defined]
@@ -177,10 +280,23 @@ def fork_kernel(kernel_name: str) -> tuple[Any, Any, int]:
     return km, kc, pid
 
 
-def stop_forked(km: Any) -> None:
-    """Kill a forked kernel, reap it and remove its connection file."""
+def stop_forked(km: Any, now: bool = True) -> None:
+    """Kill a forked kernel and its process group (with ``now=False``: first shut it down as
+    papermill does, see :func:`.runner.stop_kernel`), reap it and remove its connection file."""
+    if not now:
+        from jupyter_core.utils import run_sync
+
+        try:
+            run_sync(km.shutdown_kernel)(now=False)
+        except Exception:
+            pass
     process = getattr(km.provisioner, "process", None)
     if isinstance(process, _Child):
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except OSError:
+                pass
         process.kill()
         try:
             process.wait(5)
@@ -190,19 +306,25 @@ def stop_forked(km: Any) -> None:
 
 
 _forked: list[Any] = []  # this runner's kernel managers, stopped however the runner ends
+_held: list[int] = []  # the write ends of its kernels' stdin pipes
 
 
 def _terminated(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
-def _runner_child(sock: socket.socket, kernel_name: str) -> int:
-    """In a forked runner: own session, quiet stdio, then the runner's protocol on ``sock``.
+def _runner_child(sock: socket.socket, kernel_name: str, env: dict[str, str] | None) -> int:
+    """In a forked runner: own session, quiet stdio, the server's environment as it is now
+    (``env``, as a runner started as its own interpreter gets it), then the runner's protocol
+    on ``sock``.
 
     However it ends (the run is over, the server went away, SIGTERM for a timeout or a
     cancel), its kernel is killed and the kernel's files removed on the way out.
     """
     os.setsid()
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, _terminated)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -250,13 +372,14 @@ def serve_forks(ctrl: socket.socket, preload: tuple[str, ...] = ()) -> int:
     """
     import importlib
 
-    for name in PRELOAD:
-        importlib.import_module(name)
-    for name in preload:
-        try:
+    with _recording_exits():
+        for name in PRELOAD:
             importlib.import_module(name)
-        except Exception as e:
-            print(f"dataops forkserver: cannot preload {name!r}: {e!r}", file=sys.stderr)
+        for name in preload:
+            try:
+                importlib.import_module(name)
+            except Exception as e:
+                print(f"dataops forkserver: cannot preload {name!r}: {e!r}", file=sys.stderr)
     from . import runner
 
     runner._engine()  # register papermill's engine once, before any fork
@@ -267,7 +390,9 @@ def serve_forks(ctrl: socket.socket, preload: tuple[str, ...] = ()) -> int:
     requests = ctrl.makefile("r", encoding="utf-8")
     for line in requests:
         try:
-            kernel_name = str(json.loads(line)["kernel"])
+            request = json.loads(line)
+            kernel_name = str(request["kernel"])
+            env = request.get("env")
         except (ValueError, KeyError, TypeError):
             continue
         mine, theirs = socket.socketpair()
@@ -278,7 +403,7 @@ def serve_forks(ctrl: socket.socket, preload: tuple[str, ...] = ()) -> int:
                 requests.close()
                 ctrl.close()
                 mine.close()
-                code = _runner_child(theirs, kernel_name)
+                code = _runner_child(theirs, kernel_name, env)
             finally:
                 os._exit(code)
         theirs.close()
@@ -320,7 +445,8 @@ class ForkServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the fork server exited (code {self.proc.returncode})")
             self._sock.settimeout(timeout)
-            self._sock.sendall(json.dumps({"kernel": kernel_name}).encode() + b"\n")
+            request = {"kernel": kernel_name, "env": dict(os.environ)}
+            self._sock.sendall(json.dumps(request).encode() + b"\n")
             data, fds, _, _ = socket.recv_fds(self._sock, 4096, 1)
             if not data or not fds:
                 raise RuntimeError("the fork server closed its socket")
@@ -336,6 +462,7 @@ class ForkServer:
 
 
 def main() -> int:
+    _snapshot_fresh_state()  # first: this process is still as a fresh interpreter starts
     ctrl = socket.socket(fileno=int(sys.argv[1]))
     ctrl.setblocking(True)
     # Be a quiet, clean parent: the cwd is the workspace (as for plain runners).

@@ -299,6 +299,7 @@ class Notifier:
                 "error": {
                     "reason": err.get("reason"), "message": err.get("message"),
                     "ename": err.get("ename"), "cell_index": err.get("cell_index"),
+                    "cell_id": err.get("cell_id"),
                 } if r.error else None,
                 "url": self._link(r.id),
             }  # fmt: skip
@@ -457,8 +458,12 @@ def mail_body(facts: dict[str, Any]) -> str:
         lines.append(f"Duration:   {facts['duration_s']:.1f} s")
     err = facts["error"]
     if err:
-        cell = f" (cell {err['cell_index']})" if err.get("cell_index") is not None else ""
-        lines.append(f"Error:      {err['message']}{cell}")
+        lines.append(f"Error:      {err['message']}")
+        if err.get("cell_index") is not None:  # numbered as the Jobs tab numbers cells
+            cell = f"{err['cell_index'] + 1}" + (
+                f" (id {err['cell_id']})" if err.get("cell_id") else ""
+            )
+            lines.append(f"Cell:       {cell} of {facts['notebook_path']}")
     if facts["url"]:
         lines.append(f"Run:        {facts['url']}")
     return "\n".join(lines) + "\n"

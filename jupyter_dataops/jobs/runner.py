@@ -25,6 +25,89 @@ from typing import Any
 
 Progress = Callable[..., None]
 
+CELL_MARK = "dataops_cell"  # cell metadata: the cell's index in the submitted notebook
+MARKED_INPUT = ".marked-input.ipynb"  # beside the output: what papermill reads (then removed)
+OUTPUT_CHARS = 2000  # of a failing cell's last output, kept in the run's error
+
+
+class Cells:
+    """The submitted notebook's cells, followed through papermill's run of them.
+
+    papermill runs another list of cells: it inserts its ``injected-parameters`` cell and drops
+    the error markers and the injected cell of an earlier papermill run. Each submitted cell
+    is marked with its index before papermill reads the notebook (:meth:`marked`), and the
+    marks are taken off before papermill writes anything (:meth:`adopt`), so every cell
+    papermill runs maps back to the notebook the user submitted.
+    """
+
+    def __init__(self, input_path: str) -> None:
+        import nbformat
+
+        self.input_path = input_path
+        self.nb = nbformat.read(input_path, as_version=4)
+        self.ids: list[str | None] = [c.get("id") for c in self.nb.cells]
+        self.origin: list[int | None] = []  # papermill's cell i is the submitted cell origin[i]
+        self.done: dict[int, Any] = {}  # papermill index -> the cell once executed
+        self.current: int | None = None  # papermill index of the cell executing
+
+    def marked(self, path: str) -> str:
+        """Write the submitted notebook with its cells marked to ``path``, for papermill."""
+        import nbformat
+
+        for i, cell in enumerate(self.nb.cells):
+            cell.metadata[CELL_MARK] = i
+        nbformat.write(self.nb, path)
+        return path
+
+    def adopt(self, nb: Any) -> None:
+        """papermill's notebook, before execution: read and remove the marks."""
+        self.origin = []
+        for cell in nb.cells:
+            mark = cell.metadata.pop(CELL_MARK, None)
+            self.origin.append(mark if isinstance(mark, int) else None)
+        papermill_meta = nb.metadata.get("papermill")
+        if isinstance(papermill_meta, dict):  # the run's input, not the marked copy
+            papermill_meta["input_path"] = self.input_path
+
+    def submitted(self, index: int | None) -> int | None:
+        """The submitted index of papermill's cell ``index`` (None: papermill's own cell)."""
+        if index is None or not 0 <= index < len(self.origin):
+            return None
+        return self.origin[index]
+
+    def where(self, index: int | None) -> dict[str, Any]:
+        """``cell_index`` (in the submitted notebook) and ``cell_id`` of papermill's cell."""
+        mine = self.submitted(index)
+        where: dict[str, Any] = {"cell_index": mine, "cell_id": None}
+        if mine is not None:
+            where["cell_id"] = self.ids[mine]
+        elif index is not None and 0 <= index < len(self.origin):
+            where["injected"] = True  # papermill's injected-parameters cell
+        return where
+
+    def last_output(self, index: int | None) -> str | None:
+        """The text of the last output (not the error) of papermill's cell ``index``."""
+        cell = self.done.get(index) if index is not None else None
+        for out in reversed((cell or {}).get("outputs") or []):
+            kind = out.get("output_type")
+            if kind == "stream":
+                text = out.get("text")
+            elif kind in ("execute_result", "display_data"):
+                text = (out.get("data") or {}).get("text/plain")
+            else:
+                continue
+            if isinstance(text, list):
+                text = "".join(text)
+            if isinstance(text, str) and text.strip():
+                return _plain(text.rstrip())[-OUTPUT_CHARS:]
+        return None
+
+
+def _plain(text: str) -> str:
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
+
 
 _out: Any = None  # where protocol events go: stdout, or a forked runner's socket
 
@@ -75,6 +158,13 @@ def _engine() -> str:
 
     class Engine(PapermillEngine):
         @classmethod
+        def execute_notebook(cls, nb: Any, kernel_name: str, **kwargs: Any) -> Any:
+            cells: Cells | None = kwargs.get("dataops_cells")
+            if cells is not None:  # before papermill saves the notebook for the first time
+                cells.adopt(nb)
+            return super().execute_notebook(nb, kernel_name, **kwargs)
+
+        @classmethod
         def execute_managed_notebook(
             cls,
             nb_man: Any,
@@ -89,25 +179,44 @@ def _engine() -> str:
             progress: Progress = kwargs.pop("dataops_progress")
             started: float = kwargs.pop("dataops_started")
             kc = kwargs.pop("dataops_kc", None)
+            cells: Cells | None = kwargs.pop("dataops_cells", None)
             kwargs.pop("input_path", None)
-            total = sum(1 for c in nb_man.nb.cells if c.cell_type == "code")
+
+            def submitted(index: int | None) -> int | None:
+                return cells.submitted(index) if cells is not None else index
+
+            # "cell i of n" counts the submitted notebook's code cells, not papermill's own.
+            total = sum(
+                1
+                for i, c in enumerate(nb_man.nb.cells)
+                if c.cell_type == "code" and submitted(i) is not None
+            )
             seen = {"n": 0}
-            cell_start = nb_man.cell_start
+            cell_start, cell_complete = nb_man.cell_start, nb_man.cell_complete
 
             def on_start(cell: Any, cell_index: int | None = None, **kw: Any) -> Any:
-                if cell.cell_type == "code":
+                if cells is not None:
+                    cells.current = cell_index
+                mine = submitted(cell_index)
+                if cell.cell_type == "code" and mine is not None:
                     seen["n"] += 1
                     src = cell.source.strip().splitlines()
                     progress(
                         cell=seen["n"],
                         of=total,
-                        index=cell_index,
+                        index=mine,
                         source=(src[0][:120] if src else ""),
                         elapsed=round(time.monotonic() - started, 3),
                     )
                 return cell_start(cell, cell_index, **kw)
 
+            def on_complete(cell: Any, cell_index: int | None = None, **kw: Any) -> Any:
+                if cells is not None and cell_index is not None:
+                    cells.done[cell_index] = cell
+                return cell_complete(cell, cell_index, **kw)
+
             nb_man.cell_start = on_start
+            nb_man.cell_complete = on_complete
             client = Client(
                 nb_man,
                 given_kc=kc,
@@ -126,13 +235,14 @@ def _engine() -> str:
     return "dataops"
 
 
-def start_kernel(kernel_name: str) -> tuple[Any, Any, int | None]:
-    """Start a kernel and wait until it answers: (manager, client, kernel pid)."""
+def start_kernel(kernel_name: str, **launch: Any) -> tuple[Any, Any, int | None]:
+    """Start a kernel and wait until it answers: (manager, client, kernel pid). ``launch``:
+    more arguments of jupyter_client's ``launch_kernel`` (``stdout=``...)."""
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
     km = AsyncKernelManager(kernel_name=kernel_name)
-    run_sync(km.start_kernel)()
+    run_sync(km.start_kernel)(**launch)
     kc = km.client()
     kc.start_channels()
     try:
@@ -144,13 +254,17 @@ def start_kernel(kernel_name: str) -> tuple[Any, Any, int | None]:
     return km, kc, getattr(getattr(provisioner, "process", None), "pid", None)
 
 
-def stop_kernel(km: Any) -> None:
+def stop_kernel(km: Any, now: bool = True) -> None:
+    """Kill the kernel, or with ``now=False`` shut it down as papermill does at the end of a
+    run: a shutdown request, so it ends as an interpreter ends (its atexit hooks run), killed
+    only if it does not within jupyter_client's ``shutdown_wait_time``."""
     from jupyter_core.utils import run_sync
 
     try:
-        run_sync(km.shutdown_kernel)(now=True)
+        run_sync(km.shutdown_kernel)(now=now)
     except Exception:
-        pass
+        if not now:
+            stop_kernel(km, now=True)
 
 
 def execute(
@@ -167,13 +281,17 @@ def execute(
     started = time.monotonic()
     engine = _engine()
     log = open(job["log_path"], "a", buffering=1, encoding="utf-8")
+    cells: Cells | None = None
+    marked: str | None = None
     try:
         reply = run_sync(kc.execute_interactive)(_preamble(job), timeout=30, store_history=False)
         if reply["content"]["status"] != "ok":
             raise RuntimeError("the run's set-up code failed in the kernel")
         log.write(f"[dataops] run {job['run_id']}: executing {job['notebook']}\n")
+        cells = Cells(job["input_path"])
+        marked = str(Path(job["output_path"]).with_name(MARKED_INPUT))
         papermill.execute_notebook(
-            job["input_path"],
+            cells.marked(marked),
             job["output_path"],
             parameters=job["parameters"],
             engine_name=engine,
@@ -187,6 +305,7 @@ def execute(
             dataops_kc=kc,
             dataops_progress=progress,
             dataops_started=started,
+            dataops_cells=cells,
         )
         outputs = {"notebook": job["output_path"], "log": job["log_path"]}
         formats = job.get("output_formats", [])
@@ -204,11 +323,13 @@ def execute(
         log.write(f"[dataops] succeeded in {time.monotonic() - started:.2f} s\n")
         return {"status": "succeeded", "outputs": outputs}
     except Exception as e:
-        error = _describe(e)
+        error = _describe(e, cells)
         log.write(f"[dataops] failed: {error['message']}\n")
         return {"status": "failed", "error": error}
     finally:
         log.close()
+        if marked is not None:
+            Path(marked).unlink(missing_ok=True)
 
 
 def serve(
@@ -216,7 +337,7 @@ def serve(
     inp: Any,
     out: Any,
     start: Callable[[str], tuple[Any, Any, int | None]],
-    stop: Callable[[Any], None],
+    stop: Callable[..., None],
 ) -> int:
     """The runner's protocol on ``inp``/``out``: start the kernel, say ``ready``, run one job."""
     global _out
@@ -236,16 +357,22 @@ def serve(
     job = json.loads(line)
     result = execute(job, km, kc, kernel_name, lambda **d: emit("progress", **d))
     emit("done", **result)
-    # The run is over; the kernel goes with the runner.
-    stop(km)
+    # The run is over (and recorded); the kernel shuts down and goes with the runner.
+    stop(km, now=False)
     return 0 if result["status"] == "succeeded" else 1
 
 
 def main() -> int:
     kernel_name = sys.argv[1] if len(sys.argv) > 1 else "python3"
+    import subprocess
+
     import papermill  # noqa: F401  (imported ahead of the run)
 
-    return serve(kernel_name, sys.stdin, sys.stdout, start_kernel, stop_kernel)
+    def start(name: str) -> tuple[Any, Any, int | None]:
+        # Not this runner's stdout: that is its protocol to the server.
+        return start_kernel(name, stdout=subprocess.DEVNULL)
+
+    return serve(kernel_name, sys.stdin, sys.stdout, start, stop_kernel)
 
 
 def run_on_worker(
@@ -325,7 +452,7 @@ def run_on_worker(
                 result = execute(wjob, km, kc, kernel_name, progress)
             finally:
                 done.set()
-                stop_kernel(km)
+                stop_kernel(km, now=bool(killed))
                 watchdog.join(5)
         if killed:
             reason = killed["reason"]
@@ -398,23 +525,57 @@ def _kill(pid: int | None) -> None:
             pass
 
 
-def _describe(e: Exception) -> dict[str, Any]:
+def _cell_name(where: dict[str, Any]) -> str:
+    if where.get("cell_index") is not None:
+        return f"cell {where['cell_index'] + 1}"
+    return "papermill's injected-parameters cell" if where.get("injected") else "a cell"
+
+
+def _describe(e: Exception, cells: Cells | None = None) -> dict[str, Any]:
+    """A run's error, its cell named in the submitted notebook's numbering (``cell_index``,
+    0-based, and ``cell_id``), never in papermill's."""
     from papermill.exceptions import PapermillExecutionError
 
     if isinstance(e, PapermillExecutionError):
+        where = cells.where(e.cell_index) if cells is not None else {"cell_index": e.cell_index}
+        output = cells.last_output(e.cell_index) if cells is not None else None
+        evalue = _plain(str(e.evalue or ""))
+        if evalue.strip():
+            message = f"{e.ename}: {evalue}"
+        else:  # a failing magic: the reason is in what the cell printed
+            failed = (
+                f"{_cell_name(where)} failed"
+                if e.ename == "CellExecutionError"
+                else f"{e.ename} in {_cell_name(where)}"
+            )
+            first = (e.source or "").strip().splitlines()
+            if output:
+                message = f"{failed}, with no error message; its last output: "
+                message += output.strip().splitlines()[-1]
+            else:
+                message = f"{failed}, with no error message and no output"
+                if first:
+                    message += f": {first[0][:120]}"
         return {
             "reason": "cell_error",
-            "message": f"{e.ename}: {e.evalue}",
+            "message": message,
             "ename": e.ename,
             "evalue": e.evalue,
-            "cell_index": e.cell_index,
+            **where,
             "exec_count": e.exec_count,
             "source": e.source,
-            "traceback": "\n".join(e.traceback),
+            "output": output,
+            "traceback": _plain("\n".join(e.traceback)),
         }
     name = type(e).__name__
     if name == "DeadKernelError":
-        return {"reason": "kernel_died", "message": f"the kernel died: {e}"}
+        error: dict[str, Any] = {"reason": "kernel_died", "message": f"the kernel died: {e}"}
+        if cells is not None and cells.current is not None:
+            where = cells.where(cells.current)
+            cell = cells.nb.cells[where["cell_index"]] if where["cell_index"] is not None else None
+            error.update(where, source=cell.source if cell is not None else None)
+            error["message"] = f"the kernel died in {_cell_name(where)}"
+        return error
     return {"reason": "error", "message": f"{name}: {e}", "traceback": traceback.format_exc()}
 
 

@@ -25,6 +25,7 @@ from ..models import (
     JobDefinitionInfo,
     JobDefinitionPatch,
     JobDefinitionRequest,
+    NotebookParameters,
     NotificationInfo,
     ParameterInfo,
     RunInfo,
@@ -63,6 +64,34 @@ class RunSpec:
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+NATIVE_KERNEL = "python3"  # jupyter_client's NATIVE_KERNEL_NAME
+
+
+def resolve_kernel(name: str) -> str:
+    """The installed kernel that ``name`` starts, resolved as jupyter_client (so papermill)
+    resolves it: its ``KernelManager`` takes ``python`` for the native kernel, and its
+    ``KernelSpecManager`` matches names whatever their case. Returns the installed name."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    from jupyter_client.manager import KernelManager
+
+    specs = KernelSpecManager()
+    wanted = str(KernelManager(kernel_name=name, kernel_spec_manager=specs).kernel_name).lower()
+    try:
+        specs.get_kernel_spec(wanted)
+    except NoSuchKernel:
+        installed = sorted(specs.find_kernel_specs())
+        raise InvalidRequest(
+            f"unknown kernel {name!r}; installed: {', '.join(installed)}",
+            details={"field": "kernel_name", "installed": installed},
+        ) from None
+    except Exception as e:  # a kernel.json that does not parse
+        raise InvalidRequest(
+            f"kernel {name!r} cannot be read: {type(e).__name__}: {e}",
+            details={"field": "kernel_name", "installed": sorted(specs.find_kernel_specs())},
+        ) from None
+    return wanted
 
 
 class JobService:
@@ -119,18 +148,31 @@ class JobService:
 
     @staticmethod
     def _kernel(nb_kernel: str | None, asked: str | None) -> str:
-        from jupyter_client.kernelspec import find_kernel_specs
+        if asked:
+            return resolve_kernel(asked)
+        try:
+            return resolve_kernel(nb_kernel or NATIVE_KERNEL)
+        except InvalidRequest as e:
+            raise InvalidRequest(
+                f"the notebook's kernel {nb_kernel!r} is not installed here; pick one of: "
+                f"{', '.join(e.details['installed'])}",
+                details=e.details,
+            ) from None
 
-        name = asked or nb_kernel or "python3"
-        specs = find_kernel_specs()
-        if name not in specs:
-            raise InvalidRequest(f"unknown kernel {name!r}; installed: {', '.join(sorted(specs))}")
-        return name
-
-    def parameters(self, rel: str) -> list[ParameterInfo]:
-        return [
-            ParameterInfo(name=k, **v) for k, v in infer_parameters(self._notebook(rel)).items()
-        ]
+    def parameters(self, rel: str) -> NotebookParameters:
+        """A notebook's parameters, and the kernel its runs use by default."""
+        path = self._notebook(rel)
+        declared = (read_notebook(path).metadata.get("kernelspec") or {}).get("name")
+        try:
+            kernel: str | None = self._kernel(declared, None)
+        except InvalidRequest:
+            kernel = None
+        return NotebookParameters(
+            notebook_path=rel,
+            parameters=[ParameterInfo(name=k, **v) for k, v in infer_parameters(path).items()],
+            notebook_kernel=declared,
+            kernel_name=kernel,
+        )
 
     @staticmethod
     def _owns(user: Principal, owner: str) -> bool:
@@ -605,6 +647,10 @@ class JobService:
             r.status, r.finished_at = status, utcnow()
             if error is not None:
                 r.error = error
+            from .runner import MARKED_INPUT
+
+            # A killed runner leaves what papermill read behind.
+            (self.runs_dir / run_id / MARKED_INPUT).unlink(missing_ok=True)
             found = {
                 name: OUTPUT_FILES[name]
                 for name in OUTPUT_FILES

@@ -1,4 +1,5 @@
 import {
+  ILabShell,
   ILayoutRestorer,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
@@ -153,14 +154,21 @@ const sidebarPlugin: JupyterFrontEndPlugin<IDataOpsStatusModel> = {
   autoStart: true,
   provides: IDataOpsStatusModel,
   requires: [IDataOpsCatalogModel],
-  optional: [ITranslator, ISettingRegistry, ICommandPalette, ILayoutRestorer],
+  optional: [
+    ITranslator,
+    ISettingRegistry,
+    ICommandPalette,
+    ILayoutRestorer,
+    ILabShell
+  ],
   activate: (
     app: JupyterFrontEnd,
     catalog: IDataOpsCatalogModel,
     translator: ITranslator | null,
     settingRegistry: ISettingRegistry | null,
     palette: ICommandPalette | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    labShell: ILabShell | null
   ): IDataOpsStatusModel => {
     const trans = (translator ?? nullTranslator).load('jupyter_dataops');
     const client = new DataOpsClient({
@@ -208,23 +216,31 @@ const sidebarPlugin: JupyterFrontEndPlugin<IDataOpsStatusModel> = {
       category: trans.__('DataOps')
     });
 
-    if (settingRegistry) {
-      settingRegistry
-        .load(SIDEBAR_PLUGIN_ID)
-        .then(settings => {
-          const update = () => {
-            model.refreshInterval = settings.get('refreshInterval')
-              .composite as number;
-          };
-          update();
-          settings.changed.connect(update);
-        })
-        .catch(reason => {
+    const settings = settingRegistry
+      ? settingRegistry.load(SIDEBAR_PLUGIN_ID).catch(reason => {
           console.error(
             `Failed to load the settings of ${SIDEBAR_PLUGIN_ID}.`,
             reason
           );
-        });
+          return null;
+        })
+      : Promise.resolve(null);
+    void settings.then(loaded => {
+      if (loaded) {
+        const update = () => {
+          model.refreshInterval = loaded.get('refreshInterval')
+            .composite as number;
+        };
+        update();
+        loaded.changed.connect(update);
+      }
+    });
+
+    if (labShell) {
+      sidebar.landed = Private.landOnTheCatalog(app, labShell, settings, () => {
+        sidebar.tab = 'catalog';
+        labShell.activateById(sidebar.id);
+      });
     }
 
     return model;
@@ -232,3 +248,29 @@ const sidebarPlugin: JupyterFrontEndPlugin<IDataOpsStatusModel> = {
 };
 
 export default [catalogPlugin, sidebarPlugin];
+
+namespace Private {
+  /**
+   * On the first start of a workspace (no saved layout), open the sidebar on
+   * the Catalog unless the `openOnFirstStart` setting says not to. JupyterLab
+   * itself shows the file browser then, once the layout is restored: this
+   * runs after it, so the sidebar is what a newcomer sees. Resolves with
+   * whether it opened the sidebar.
+   */
+  export async function landOnTheCatalog(
+    app: JupyterFrontEnd,
+    shell: ILabShell,
+    settings: Promise<ISettingRegistry.ISettings | null>,
+    open: () => void
+  ): Promise<boolean> {
+    const [layout, loaded] = await Promise.all([shell.restored, settings]);
+    await app.restored;
+    await new Promise(resolve => setTimeout(resolve, 0));
+    const wanted = loaded?.get('openOnFirstStart').composite !== false;
+    if (layout.fresh && wanted && shell.mode !== 'single-document') {
+      open();
+      return true;
+    }
+    return false;
+  }
+}

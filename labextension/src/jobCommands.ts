@@ -104,7 +104,12 @@ export function addJobCommands(options: IJobCommandsOptions): void {
         // The run copies the notebook as saved on disk.
         await app.commands.execute('docmanager:save');
       }
-      const form = new RunForm({ client, path, trans });
+      const form = new RunForm({
+        client,
+        path,
+        trans,
+        kernelspecs: app.serviceManager.kernelspecs
+      });
       const result = await new RunNotebookDialog(form, trans).launch();
       const made = result.value;
       if (!result.button.accept || made === null) {

@@ -47,9 +47,16 @@ export interface IRunProgress {
 export interface IRunError {
   reason: string | null;
   message: string;
-  /** The index of the failing cell in the notebook (all cells, 0-based). */
+  /**
+   * The index of the failing cell in the submitted notebook (all cells,
+   * 0-based; never papermill's numbering, which counts its injected cell).
+   */
   cellIndex: number | null;
+  /** The failing cell's id, when the notebook gives its cells ids. */
+  cellId: string | null;
   source: string | null;
+  /** The text of the cell's last output before it failed. */
+  output: string | null;
   traceback: string | null;
 }
 
@@ -72,7 +79,9 @@ export function runError(run: IDataOpsRun): IRunError | null {
     reason: Private.str(e['reason']),
     message: Private.str(e['message']) ?? Private.str(e['reason']) ?? '',
     cellIndex: Private.num(e['cell_index']),
+    cellId: Private.str(e['cell_id']),
     source: Private.str(e['source']),
+    output: Private.str(e['output']),
     traceback: Private.str(e['traceback'])
   };
 }

@@ -178,7 +178,7 @@ async def test_a_parameterized_run_succeeds_on_the_cluster(
     assert done["status"] == "succeeded", done
     assert set(done["outputs"]) >= {"notebook", "log", "input"}
     assert done["progress"]["worker"] in WORKERS
-    assert done["progress"]["cell"] == done["progress"]["of"] == 4  # with papermill's cell
+    assert done["progress"]["cell"] == done["progress"]["of"] == 3  # not papermill's own cell
     resp = await jp_fetch("dataops", "api", "v1", "runs", run["id"], "outputs", "notebook")
     out = nbformat.reads(resp.body.decode(), as_version=4)
     injected = [c for c in out.cells if "injected-parameters" in c.metadata.get("tags", [])]
@@ -193,11 +193,14 @@ async def test_a_parameterized_run_succeeds_on_the_cluster(
 
 
 async def test_a_failing_cell_fails_the_run_with_its_traceback(cluster_jobs, api):
-    code, run = await api("POST", "runs", {"notebook_path": "nb/fail.ipynb"})
+    code, run = await api(
+        "POST", "runs", {"notebook_path": "nb/fail.ipynb", "parameters": {"x": 1}}
+    )
     done = await wait_for(api, run["id"])
     assert done["status"] == "failed", done
     err = done["error"]
     assert err["ename"] == "ZeroDivisionError" and err["reason"] == "cell_error"
+    assert err["cell_index"] == 2  # the notebook's third cell, papermill's fourth
     assert err["source"] == "1 / (x - 1)" and "ZeroDivisionError" in err["traceback"]
     assert "notebook" in done["outputs"]  # the partial output notebook comes back too
 

@@ -5,11 +5,13 @@ Real server, real fork server process, real forked ipykernels, real papermill ru
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import sys
 import time
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -156,7 +158,9 @@ async def test_a_killed_run_leaves_no_kernel_files_behind(server, api, jp_fetch,
     notebook(
         jp_root_dir / "nb" / "hang.ipynb",
         "seconds = 60",
-        "import os, time\nprint('RUNNER', os.getppid(), os.getpid(), flush=True)\n"
+        "import os, subprocess, time\n"
+        "child = subprocess.Popen(['sleep', str(seconds)])\n"
+        "print('RUNNER', os.getppid(), os.getpid(), child.pid, flush=True)\n"
         "time.sleep(seconds)",
     )
     code, run = await api("POST", "runs", {"notebook_path": "nb/hang.ipynb", "timeout_s": 3})
@@ -164,8 +168,155 @@ async def test_a_killed_run_leaves_no_kernel_files_behind(server, api, jp_fetch,
     done = await wait_for(api, run["id"])
     assert done["status"] == "timed_out", done
     resp = await jp_fetch("dataops", "api", "v1", "runs", run["id"], "outputs", "log")
-    runner, kernel = map(int, resp.body.decode().split("RUNNER ", 1)[1].split()[:2])
+    runner, kernel, child = map(int, resp.body.decode().split("RUNNER ", 1)[1].split()[:3])
     # The runner held the kernel's connection file in a folder named after it; killed, it
-    # could not remove it: the executor did. And neither process is left.
-    assert gone(runner) and gone(kernel)
+    # could not remove it: the executor did. And no process is left, the kernel's children
+    # included (they are in the kernel's process group, as with jupyter_client's kernels).
+    assert gone(runner) and gone(kernel) and gone(child)
     assert list(Path(tempfile.gettempdir()).glob(f"dataops-kernel-{runner}-*")) == []
+    # Nor the copy of the input that papermill read (its cells marked).
+    assert sorted(p.name for p in (jp_root_dir / ".dataops" / "runs" / run["id"]).iterdir()) == [
+        "input.ipynb",
+        "output.ipynb",
+        "run.log",
+    ]
+
+
+# A forked kernel is what a fresh one is -----------------------------------------------------
+# One notebook reports what a notebook could notice of its process; the same run in a forked
+# kernel and in one that jupyter_client starts from the kernelspec must report the same.
+REPORT = r"""
+import atexit, json, logging, os, signal, sys, threading
+
+def handler(h):
+    if h in (signal.SIG_DFL, signal.SIG_IGN):
+        return signal.Handlers(h).name
+    return 'None' if h is None else f'{h.__module__}.{h.__qualname__}'
+
+def fd_kind(fd):
+    target = os.readlink(f'/proc/self/fd/{fd}')
+    return target.split(':')[0] if ':' in target else os.path.basename(target)
+
+fds = {}
+for fd in os.listdir('/proc/self/fd'):
+    try:
+        fds[int(fd)] = fd_kind(fd)
+    except OSError:  # the listing's own fd
+        pass
+mask = os.umask(0)
+os.umask(mask)
+print('REPORT ' + json.dumps({
+    'signals': {signal.Signals(s).name: handler(signal.getsignal(s))
+                for s in signal.valid_signals() if s < signal.SIGRTMIN
+                and s not in (signal.SIGKILL, signal.SIGSTOP)},
+    'blocked': sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])),
+    'session_leader': os.getsid(0) == os.getpid(),
+    'group_leader': os.getpgrp() == os.getpid(),
+    'parent_pid_env': os.environ.get('JPY_PARENT_PID') == str(os.getppid()),
+    'env': dict(os.environ),
+    'path': sys.path, 'cwd': os.getcwd(), 'umask': mask,
+    'stdio': [fds.get(fd) for fd in (0, 1, 2)],
+    # Sockets are the clients' connections; a journal is open only while history is written.
+    'fds': sorted(k for fd, k in fds.items()
+                  if fd > 2 and k != 'socket' and not k.endswith('-journal')),
+    'threads': sorted(t.name for t in threading.enumerate()),
+    'daemon_threads': sorted(t.name for t in threading.enumerate() if t.daemon),
+    'argv': [os.path.basename(sys.argv[0]), *sys.argv[1:2]],
+    'orig_argv': [os.path.basename(a) for a in sys.orig_argv[1:4]],
+    'main': sys.modules['__main__'].__name__,
+    'logging': [type(h).__name__ for h in logging.getLogger().handlers],
+}))
+"""
+# Set per run, or (pytest's) changed in the server between the warm runners' starts.
+PER_RUN = {"DATAOPS_RUN_ID", "JUPYTER_DATAOPS_TOKEN", "JPY_PARENT_PID", "PYTEST_CURRENT_TEST"}
+
+
+@asynccontextmanager
+async def fresh_kernels(server):  # type: ignore[no-untyped-def]
+    """The server's executor replaced by one that starts every kernel from its kernelspec."""
+    settings = server.web_app.settings
+    forked = settings["dataops_executor"]
+    await forked.stop()
+    fresh = settings["dataops"].executor(forked.server_url)
+    fresh.fork_kernels = False
+    settings["dataops_executor"] = fresh
+    await fresh.start()
+    try:
+        assert fresh._forks is None
+        yield fresh
+    finally:
+        await fresh.stop()
+
+
+async def report_of(api, jp_fetch, path: str) -> dict:
+    code, run = await api("POST", "runs", {"notebook_path": path})
+    assert code == 201, run
+    done = await wait_for(api, run["id"])
+    assert done["status"] == "succeeded", done
+    resp = await jp_fetch("dataops", "api", "v1", "runs", run["id"], "outputs", "log")
+    return json.loads(resp.body.decode().split("REPORT ", 1)[1].splitlines()[0])
+
+
+async def test_a_forked_kernel_is_what_a_fresh_kernel_is(server, api, jp_fetch, jp_root_dir):
+    notebook(jp_root_dir / "nb" / "report.ipynb", "x = 0", REPORT)
+    assert server.web_app.settings["dataops_executor"]._forks is not None
+    forked = await report_of(api, jp_fetch, "nb/report.ipynb")
+    async with fresh_kernels(server):
+        fresh = await report_of(api, jp_fetch, "nb/report.ipynb")
+    assert sorted(forked) == sorted(fresh)
+    for field in forked:
+        if field == "env":
+            assert set(forked["env"]) == set(fresh["env"]), "environment variables"
+            same = {k: v for k, v in forked["env"].items() if k not in PER_RUN}
+            assert same == {k: fresh["env"][k] for k in same}, "environment values"
+        else:
+            assert forked[field] == fresh[field], field
+    # And what that is, in particular: default signal handling (SIGTERM kills), a session of
+    # its own, the runner as parent, a pipe nobody writes as stdin.
+    assert forked["signals"]["SIGTERM"] == "SIG_DFL"
+    assert forked["signals"]["SIGCHLD"] == "SIG_DFL"
+    assert forked["session_leader"] and forked["group_leader"] and forked["parent_pid_env"]
+    assert forked["stdio"][0] == "pipe"
+    assert forked["argv"] == ["ipykernel_launcher.py", "-f"]
+    assert forked["orig_argv"] == ["-m", "ipykernel_launcher", "-f"]
+
+
+VERDICTS = {
+    # notebook: its cells after the parameters cell, and what papermill makes of it
+    "sigterm": (["import os, signal\nos.kill(os.getpid(), signal.SIGTERM)", "print('AFTER')"],
+                "failed", "kernel_died"),
+    "os_exit": (["import os\nos._exit(3)", "print('AFTER')"], "failed", "kernel_died"),
+    "sys_exit": (["import sys\nsys.exit(3)", "print('AFTER')"], "failed", "cell_error"),
+    "sys_exit_0": (["import sys\nsys.exit(0)", "print('AFTER')"], "succeeded", None),
+    "atexit": (["import atexit\natexit.register(lambda: open('atexit.ran', 'w').write('yes'))",
+                "print('registered')"], "succeeded", None),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "fresh"])
+async def test_signals_exits_and_atexit_hooks_end_runs_as_in_papermill(
+    server, api, jp_fetch, jp_root_dir, fork
+):
+    for name, (cells, _, _) in VERDICTS.items():
+        notebook(jp_root_dir / "nb" / name / f"{name}.ipynb", "x = 0", *cells)
+    async with AsyncExitStack() as stack:
+        if not fork:
+            await stack.enter_async_context(fresh_kernels(server))
+        for name, (_, status, reason) in VERDICTS.items():
+            code, run = await api("POST", "runs", {"notebook_path": f"nb/{name}/{name}.ipynb"})
+            assert code == 201, run
+            done = await wait_for(api, run["id"])
+            assert (done["status"], (done["error"] or {}).get("reason")) == (status, reason), (
+                name,
+                done["error"],
+            )
+            resp = await jp_fetch("dataops", "api", "v1", "runs", run["id"], "outputs", "log")
+            assert "AFTER" not in resp.body.decode(), name
+            if name == "sys_exit":
+                assert done["error"]["message"] == "SystemExit: 3"
+        # The kernel shut down as papermill shuts it down, so it ran its atexit hooks.
+        marker = jp_root_dir / "nb" / "atexit" / "atexit.ran"
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert marker.exists() and marker.read_text() == "yes"

@@ -102,7 +102,7 @@ async def test_a_run_succeeds_with_its_parameters(jobs, api, jp_fetch, jp_root_d
     assert run["notebook_hash"] == expected_hash.hexdigest()
     done = await wait_for(api, run["id"])
     assert done["status"] == "succeeded", done
-    assert done["progress"]["cell"] == done["progress"]["of"] == 4  # with papermill's cell
+    assert done["progress"]["cell"] == done["progress"]["of"] == 3  # not papermill's own cell
     assert done["started_at"] and done["finished_at"] and done["error"] is None
     assert set(done["outputs"]) >= {"notebook", "log", "input"}
     resp = await jp_fetch("dataops", "api", "v1", "runs", run["id"], "outputs", "notebook")
@@ -343,6 +343,159 @@ async def test_kernel_api_runs_a_notebook_and_waits(jobs, api):
     assert run["status"] == "succeeded" and run["owner"] == "ada"
     assert run["parameters"] == {"name": "from-kernel"}
     assert run["output_url"].endswith("/outputs/notebook")
+
+
+def _with_kernelspec(path: Path, name: str) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["kernelspec"] = {"name": name, "language": "python", "display_name": name}
+    nbformat.write(nb, path)
+
+
+async def test_kernel_names_resolve_as_jupyter_client_does(jobs, api, jp_root_dir, jp_fetch):
+    # papermill runs these: `python` is jupyter_client's native kernel, and kernel names are
+    # matched whatever their case. So do runs, job definitions and the parameters endpoint.
+    for name, kernelspec in (("python", "python"), ("upper", "Python3")):
+        nb = notebook(jp_root_dir / "nb" / f"{name}.ipynb", "x = 1", "print('ran', x)")
+        _with_kernelspec(nb, kernelspec)
+        code, params = await api("GET", f"notebooks/parameters?path=nb/{name}.ipynb")
+        assert code == 200, params
+        assert (params["notebook_kernel"], params["kernel_name"]) == (kernelspec, "python3")
+        code, run = await api("POST", "runs", {"notebook_path": f"nb/{name}.ipynb"})
+        assert code == 201, run
+        assert run["kernel_name"] == "python3"
+        done = await wait_for(api, run["id"])
+        assert done["status"] == "succeeded", done
+    code, job = await api("POST", "jobs", {"name": "py", "notebook_path": "nb/python.ipynb"})
+    assert code == 201 and job["kernel_name"] == "python3", job
+    code, job = await api("PATCH", "jobs/py", {"kernel_name": "PYTHON3"})
+    assert code == 200 and job["kernel_name"] == "python3", job
+
+
+async def test_a_notebook_whose_kernel_is_missing_runs_in_the_kernel_asked_for(
+    jobs, api, jp_root_dir, jp_fetch
+):
+    nb = notebook(jp_root_dir / "nb" / "julia.ipynb", "x = 1", "print('ran', x)")
+    _with_kernelspec(nb, "julia-1.10")
+    code, params = await api("GET", "notebooks/parameters?path=nb/julia.ipynb")
+    assert code == 200 and params["notebook_kernel"] == "julia-1.10"
+    assert params["kernel_name"] is None  # the dialog then asks for one
+    code, body = await api("POST", "runs", {"notebook_path": "nb/julia.ipynb"})
+    assert code == 400, body
+    err = body["error"]
+    assert "'julia-1.10' is not installed" in err["message"] and "python3" in err["message"]
+    assert err["details"]["field"] == "kernel_name" and "python3" in err["details"]["installed"]
+    code, body = await api("POST", "runs", {"notebook_path": "nb/julia.ipynb", "kernel_name": "ir"})
+    assert code == 400 and "unknown kernel 'ir'" in body["error"]["message"], body
+    code, run = await api(
+        "POST", "runs", {"notebook_path": "nb/julia.ipynb", "kernel_name": "python"}
+    )
+    assert code == 201 and run["kernel_name"] == "python3", run
+    done = await wait_for(api, run["id"])
+    assert done["status"] == "succeeded", done
+    resp = await jp_fetch("dataops", "api", "v1", "runs", run["id"], "outputs", "log")
+    assert "ran 1" in resp.body.decode()
+
+
+async def test_the_failing_cell_is_named_in_the_submitted_notebooks_numbering(
+    jobs, api, jp_root_dir
+):
+    # Two cells; papermill runs three (its injected-parameters cell after the first).
+    nb = notebook(jp_root_dir / "nb" / "two.ipynb", "x = 1", "1 / (x - 1)")
+    failing = nbformat.read(nb, as_version=4).cells[1]
+    code, run = await api("POST", "runs", {"notebook_path": "nb/two.ipynb", "parameters": {"x": 1}})
+    assert code == 201, run
+    done = await wait_for(api, run["id"])
+    err = done["error"]
+    assert (err["reason"], err["cell_index"]) == ("cell_error", 1)  # papermill's is 2
+    assert err["cell_id"] == failing.id
+    assert (
+        err["source"] == "1 / (x - 1)" and err["message"] == "ZeroDivisionError: division by zero"
+    )
+    # "cell i of n" counts the notebook's own code cells too.
+    assert (done["progress"]["cell"], done["progress"]["of"], done["progress"]["index"]) == (
+        2,
+        2,
+        1,
+    )
+
+
+async def test_old_papermill_markers_do_not_shift_the_failing_cell(jobs, api, jp_root_dir):
+    # The output of an earlier failed papermill run, submitted again: papermill drops its error
+    # markers and replaces its injected cell, so its indices are not the notebook's. No cell
+    # ids either (nbformat 4.4): none is reported.
+    def md(text: str, *tags: str) -> nbformat.NotebookNode:
+        cell = nbformat.v4.new_markdown_cell(text)
+        cell.metadata["tags"] = list(tags)
+        return cell
+
+    def code(text: str, *tags: str) -> nbformat.NotebookNode:
+        cell = nbformat.v4.new_code_cell(text)
+        cell.metadata["tags"] = list(tags)
+        return cell
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "P"}
+    nb.cells = [
+        md('<span style="color:red">An Exception was encountered at "In [3]".</span>',
+           "papermill-error-cell-tag"),
+        md("Counts differ from indices here."),
+        code("x = 1", "parameters"),
+        code("# Parameters\nx = 5\n", "injected-parameters"),
+        md('<span id="papermill-error-cell">Execution stopped here</span>',
+           "papermill-error-cell-tag"),
+        code("y = x + 1"),
+        md("Another markdown cell"),
+        code("assert y == 0, f'y is {y}'"),
+        code("print('never')"),
+    ]  # fmt: skip
+    nb.nbformat_minor = 4
+    for cell in nb.cells:
+        cell.pop("id", None)
+    (jp_root_dir / "nb" / "again.ipynb").write_text(nbformat.writes(nb, version=4))
+    code_, run = await api(
+        "POST", "runs", {"notebook_path": "nb/again.ipynb", "parameters": {"x": 2}}
+    )
+    assert code_ == 201, run
+    done = await wait_for(api, run["id"])
+    err = done["error"]
+    assert err["message"] == "AssertionError: y is 3", err
+    assert err["cell_index"] == 7, err  # papermill's is 5
+    assert err["cell_id"] is None  # papermill gave its cells ids; the notebook has none
+    assert done["progress"]["of"] == 4  # x = 1, y = x + 1, the assert, the print
+
+
+async def test_a_failure_without_a_message_shows_the_cells_last_output(jobs, api, jp_root_dir):
+    cases = {
+        # A failing line magic: IPython prints the reason, papermill has no error message.
+        "magic": ("%undefined-line-magic", "cell 2 failed, with no error message; its last "
+                  "output: UsageError: Line magic function `%undefined-line-magic` not found."),
+        "bare": ("print('loading')\nprint('half way')\nraise RuntimeError()",
+                 "RuntimeError in cell 2, with no error message; its last output: half way"),
+        "silent": ("raise RuntimeError()", "RuntimeError in cell 2, with no error message and "
+                   "no output: raise RuntimeError()"),
+    }  # fmt: skip
+    for name, (source, _) in cases.items():
+        notebook(jp_root_dir / "nb" / f"{name}.ipynb", "x = 1", source, "print('never')")
+    for name, (source, message) in cases.items():
+        code, run = await api("POST", "runs", {"notebook_path": f"nb/{name}.ipynb"})
+        assert code == 201, run
+        err = (await wait_for(api, run["id"]))["error"]
+        assert err["message"] == message, err
+        assert (err["cell_index"], err["source"]) == (1, source)
+        if name == "magic":
+            assert "UsageError: Line magic function" in err["output"]
+        elif name == "bare":
+            assert err["output"] == "loading\nhalf way"
+        else:
+            assert err["output"] is None
+
+
+async def test_a_kernel_that_dies_names_the_cell_it_died_in(jobs, api):
+    code, run = await api("POST", "runs", {"notebook_path": "nb/crash.ipynb", "parameters": {}})
+    done = await wait_for(api, run["id"])
+    err = done["error"]
+    assert err["reason"] == "kernel_died" and err["cell_index"] == 1, err
+    assert err["message"] == "the kernel died in cell 2" and "os._exit(1)" in err["source"]
 
 
 @pytest.mark.parametrize("field", ["paused", "timezone", "notebook_path", "description", "name"])

@@ -9,8 +9,10 @@ import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -107,6 +109,7 @@ async def test_a_failing_job_notifies_once_after_its_last_attempt(server, api, r
         {
             "name": "flaky",
             "notebook_path": "nb/fail.ipynb",
+            "parameters": {"x": 1},  # papermill then runs a cell more than the notebook has
             "max_retries": 1,
             "retry_backoff_s": 0,
             "notify": {"webhooks": [receiver.url("/hook")], "emails": ["ops@example.org"]},
@@ -137,7 +140,9 @@ async def test_a_failing_job_notifies_once_after_its_last_attempt(server, api, r
     assert body["run_id"] == last["id"] and body["attempt"] == 2 and body["status"] == "failed"
     assert body["job_id"] == job["id"] and body["job_name"] == "flaky"
     assert "ZeroDivisionError" in body["error"]["message"]
-    assert isinstance(body["error"]["cell_index"], int)
+    # The failing cell as the notebook numbers it (the third; its index is 2), and its id.
+    failing = nbformat.read(Path(server.root_dir) / "nb" / "fail.ipynb", as_version=4).cells[2]
+    assert (body["error"]["cell_index"], body["error"]["cell_id"]) == (2, failing.id)
     assert body["url"].endswith(f"/dataops/api/v1/runs/{last['id']}")
     assert body["started_at"] and body["finished_at"] and body["duration_s"] >= 0
     [mail] = box.messages
@@ -145,6 +150,7 @@ async def test_a_failing_job_notifies_once_after_its_last_attempt(server, api, r
     assert mail["From"] == "jobs@lab.test" and mail["To"] == "ops@example.org"
     text = mail.get_content()
     assert "ZeroDivisionError" in text and "nb/fail.ipynb" in text and last["id"] in text
+    assert f"Cell:       3 (id {failing.id}) of nb/fail.ipynb" in text
 
 
 async def test_a_success_notifies_only_when_asked(server, api, receiver):

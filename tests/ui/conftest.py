@@ -317,6 +317,11 @@ def lab_server(
     (config_dir / "labconfig" / "page_config.json").write_text(
         json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
     )
+    # These tests start from JupyterLab's own first layout (the file browser), not with the
+    # sidebar opened on the Catalog as a new workspace opens by default (test_first_start.py).
+    settings = config_dir / "lab" / "user-settings" / "jupyter-dataops"
+    settings.mkdir(parents=True)
+    (settings / "sidebar.jupyterlab-settings").write_text(json.dumps({"openOnFirstStart": False}))
     # Only CONFIG and RUNTIME are redirected: the labextension installed in sys.prefix stays
     # visible (JUPYTER_DATA_DIR is left alone on purpose).
     env = {

@@ -41,9 +41,14 @@ class LabPage:
         return self
 
     def open_sidebar(self) -> LabPage:
-        """Activate the DataOps tab (a click on an active tab would collapse it)."""
+        """Activate the DataOps tab (a click on an active tab would collapse it) and its
+        Status tab."""
         if not self.sidebar.is_visible():
             self.sidebar_tab.click()
+        status_tab = self.field("dataops-tab-status")
+        status_tab.wait_for(state="visible", timeout=self.timeout_ms)
+        if status_tab.get_attribute("aria-selected") != "true":
+            status_tab.click()
         self.sidebar.locator(".jp-DataOps-status").wait_for(
             state="visible", timeout=self.timeout_ms
         )
@@ -304,6 +309,14 @@ class RunDialog:
     @property
     def error(self) -> Locator:
         return self.dialog.locator(_test_id("dataops-run-form-error"))
+
+    @property
+    def kernel(self) -> Locator:
+        """The kernel picker (a select of the installed kernels)."""
+        return self.dialog.locator(_test_id("dataops-run-form-kernel"))
+
+    def pick_kernel(self, name: str) -> None:
+        self.kernel.select_option(name)
 
     @property
     def accept_button(self) -> Locator:

@@ -18,10 +18,10 @@ RUN_TIMEOUT_MS = 180_000
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 
-def _notebook(path: Path, parameters: str, *cells: str) -> None:
+def _notebook(path: Path, parameters: str, *cells: str, kernel: str = "python3") -> None:
     nb = nbformat.v4.new_notebook()
     # With its language, so papermill can read the parameters whatever JupyterLab saves.
-    nb.metadata["kernelspec"] = KERNELSPEC
+    nb.metadata["kernelspec"] = {**KERNELSPEC, "name": kernel}
     nb.metadata["language_info"] = {"name": "python"}
     params = nbformat.v4.new_code_cell(parameters)
     params.metadata["tags"] = ["parameters"]
@@ -41,6 +41,18 @@ def lab_workspace(lab_workspace: Path) -> Path:
         lab_workspace / "broken.ipynb",
         "x = 1",
         "ratio = x / 0",
+        'print("never printed")',
+    )
+    _notebook(
+        lab_workspace / "elsewhere.ipynb",
+        "x = 1",
+        'print(f"x is {x}")',
+        kernel="julia-1.10",  # written on a machine that had Julia; this one has not
+    )
+    _notebook(
+        lab_workspace / "magic.ipynb",
+        "x = 1",
+        'print("loading the data")\n%undefined-line-magic',
         'print("never printed")',
     )
     return lab_workspace
@@ -277,3 +289,69 @@ def test_schedule_a_notebook_from_the_dialog_run_it_now_and_delete_it(
     # Its runs stay.
     assert lab_server.get_json(f"{api}/runs/{run_id}")["status"] == "succeeded"
     expect(jobs.panel.locator(f'[data-test="dataops-run"][data-id="{run_id}"]')).to_be_visible()
+
+
+def test_pick_a_kernel_for_a_notebook_whose_kernel_is_not_installed(
+    lab: LabPage, lab_server: LabServer, artifacts_dir: Path
+) -> None:
+    api = "dataops/api/v1"
+    dialog = lab.run_from_file_browser("elsewhere.ipynb")
+    missing = dialog.dialog.locator('[data-test="dataops-run-form-kernel-missing"]')
+    expect(missing).to_contain_text('"julia-1.10" is not installed')
+    expect(dialog.kernel).to_have_value("")
+    expect(dialog.kernel.locator('option[value="python3"]')).to_have_count(1)
+    # Without a kernel, the server says which are installed; the dialog stays, marked.
+    dialog.submit()
+    expect(dialog.error).to_contain_text("'julia-1.10' is not installed")
+    expect(dialog.error).to_have_attribute("data-field", "kernel_name")
+    expect(dialog.kernel).to_have_attribute("aria-invalid", "true")
+    assert lab_server.get_json(f"{api}/runs")["runs"] == []
+    lab.screenshot(artifacts_dir / "jobs-kernel-missing.png")
+
+    dialog.pick_kernel("python3")
+    dialog.fill("x", "7")
+    dialog.submit()
+    dialog.wait_until_closed()
+    run = lab.jobs().runs("elsewhere.ipynb").first
+    lab.jobs().wait_for_status(run, "succeeded", RUN_TIMEOUT_MS)
+    submitted = lab_server.get_json(f"{api}/runs/{run.get_attribute('data-id')}")
+    assert submitted["kernel_name"] == "python3" and submitted["parameters"] == {"x": 7}
+
+    # A notebook of an installed kernel: that kernel, said to be the notebook's, is chosen.
+    dialog = lab.run_from_file_browser("report.ipynb")
+    expect(dialog.kernel).to_have_value("python3")
+    expect(dialog.kernel.locator("option:checked")).to_contain_text("the notebook's")
+    assert dialog.dialog.locator('[data-test="dataops-run-form-kernel-missing"]').count() == 0
+    dialog.dialog.locator(".jp-Dialog-button.jp-mod-reject").click()
+    dialog.wait_until_closed()
+
+
+def test_a_failing_magic_shows_its_cell_source_and_last_output(
+    lab: LabPage, lab_server: LabServer, artifacts_dir: Path
+) -> None:
+    dialog = lab.run_from_file_browser("magic.ipynb")
+    dialog.fill("x", "2")  # papermill then runs an injected cell more than the notebook has
+    dialog.submit()
+    dialog.wait_until_closed()
+
+    jobs = lab.jobs()
+    run = jobs.runs("magic.ipynb").first
+    jobs.wait_for_status(run, "failed", RUN_TIMEOUT_MS)
+    error = run.locator('[data-test="dataops-run-error"]')
+    cell = error.locator('[data-test="dataops-run-error-cell"]')
+    expect(cell).to_contain_text("In cell 2")  # the notebook's second cell, not papermill's 3rd
+    expect(error.locator('[data-test="dataops-run-error-source"]')).to_have_text(
+        'print("loading the data")\n%undefined-line-magic'
+    )
+    message = error.locator('[data-test="dataops-run-error-message"]')
+    expect(message).to_contain_text("cell 2 failed, with no error message")
+    expect(message).to_contain_text("Line magic function `%undefined-line-magic` not found")
+    output = error.locator('[data-test="dataops-run-error-output"]')
+    expect(output).to_contain_text("Last output")
+    expect(output).to_contain_text("UsageError: Line magic function")
+    api = lab_server.get_json(f"dataops/api/v1/runs/{run.get_attribute('data-id')}")
+    assert (
+        api["error"]["cell_index"] == 1
+        and cell.get_attribute("data-cell-id") == (api["error"]["cell_id"])
+    )
+    lab.screenshot(artifacts_dir / "jobs-failed-magic.png")

@@ -144,11 +144,11 @@ def test_register_from_a_spec_file(tmp_path):
     assert r.returncode == 2 and "not a valid dataset spec" in r.stderr
 
 
-def parameterized(path: Path, parameters: str, code: str) -> None:
+def parameterized(path: Path, parameters: str, code: str, kernel: str = "python3") -> None:
     import nbformat
 
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "P"}
+    nb.metadata["kernelspec"] = {"name": kernel, "language": "python", "display_name": "P"}
     cell = nbformat.v4.new_code_cell(parameters)
     cell.metadata["tags"] = ["parameters"]
     nb.cells = [cell, nbformat.v4.new_code_cell(code)]
@@ -171,6 +171,34 @@ def test_run_a_notebook_from_the_terminal(tmp_path):
     assert r.returncode == 2 and "unknown parameter 'alpah'" in r.stderr
     r = run("jobs", "--json", cwd=tmp_path)
     assert [x["status"] for x in json.loads(r.stdout)["runs"]] == ["failed", "succeeded"]
+
+
+def test_run_picks_a_kernel_and_resolves_names_as_papermill(tmp_path):
+    # `python` is jupyter_client's native kernel: papermill runs such notebooks, so does `run`.
+    parameterized(tmp_path / "py.ipynb", "x = 1", "print('x is', x)", kernel="python")
+    r = run("run", "py.ipynb", "--wait", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    done = json.loads(r.stdout)
+    assert done["status"] == "succeeded" and done["kernel_name"] == "python3"
+    # A kernel this machine does not have: the error names the installed ones, and --kernel
+    # runs the notebook in one of them.
+    parameterized(tmp_path / "r.ipynb", "x = 1", "print('x is', x)", kernel="ir")
+    r = run("run", "r.ipynb", "--wait", cwd=tmp_path)
+    assert r.returncode == 2 and "the notebook's kernel 'ir' is not installed" in r.stderr
+    assert "python3" in r.stderr
+    r = run("run", "r.ipynb", "--kernel", "nope", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown kernel 'nope'; installed:" in r.stderr
+    r = run("run", "r.ipynb", "--kernel", "python3", "-p", "x", "2", "--wait", "--json",
+            cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    done = json.loads(r.stdout)
+    assert done["status"] == "succeeded" and done["kernel_name"] == "python3"
+    log = (tmp_path / ".dataops" / "runs" / done["id"] / "run.log").read_text()
+    assert "x is 2" in log
+    r = run("schedule", "nightly", "r.ipynb", "--cron", "0 6 * * *", "--kernel", "Python3",
+            "--json", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["jobs"][0]["kernel_name"] == "python3"
 
 
 def test_schedule_a_notebook_from_the_terminal(tmp_path):

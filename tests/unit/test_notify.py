@@ -283,10 +283,16 @@ def test_the_mail_says_what_happened():
             "started_at": "2026-01-01T00:00:00+00:00",
             "finished_at": "2026-01-01T00:01:00+00:00",
             "duration_s": 60.0,
-            "error": {"message": "ZeroDivisionError: division by zero", "cell_index": 2},
+            "error": {
+                "message": "ZeroDivisionError: division by zero",
+                "cell_index": 2,
+                "cell_id": "c-3",
+            },
             "url": "http://x/dataops/api/v1/runs/r1",
         }
     )
     assert text.startswith("Job nightly timed out (run r1, attempt 2).")
-    assert "ZeroDivisionError: division by zero (cell 2)" in text and '{"x": 2}' in text
+    assert "Error:      ZeroDivisionError: division by zero\n" in text and '{"x": 2}' in text
+    # The third cell, counted as the Jobs tab counts them (the index is 0-based).
+    assert "Cell:       3 (id c-3) of report.ipynb" in text
     assert "Duration:   60.0 s" in text and "http://x/dataops/api/v1/runs/r1" in text

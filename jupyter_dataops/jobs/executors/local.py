@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 KILL_GRACE_S = 3.0
+# A runner that reported the end of its run shuts its kernel down (jupyter_client gives a
+# kernel 5 s before killing it) and exits; past this, what is left is killed.
+EXIT_GRACE_S = 10.0
 START_ATTEMPTS = 3  # runners tried for one run before it fails for want of a kernel
 FORK_SERVER_RESTARTS = 3
 
@@ -66,6 +69,9 @@ class Runner:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
             cwd=self.cwd,
+            # The server's environment as Python sees it, as forked runners get it: not what C
+            # code set behind os.environ's back (readline exports LINES and COLUMNS).
+            env=dict(os.environ),
             start_new_session=True,  # its own process group: one kill takes the kernel too
         )
         self.pid, self.reader, self.writer = self.proc.pid, self.proc.stdout, self.proc.stdin
@@ -106,12 +112,19 @@ class Runner:
         return self.proc.returncode if self.proc else None
 
     def _signal(self, sig: int) -> bool:
-        """Signal the runner's process group and its kernel; False when nothing is left."""
+        """Signal the runner's process group and its kernel's (a kernel has a session of its
+        own, as jupyter_client starts them: its children go with it); False when nothing is
+        left."""
         alive = False
-        for pid, group in ((self.pid, True), (self.kernel_pid, False)):
+        for pid in (self.pid, self.kernel_pid):
             if pid:
                 try:
-                    os.killpg(os.getpgid(pid), sig) if group else os.kill(pid, sig)
+                    # Only a group this process leads: never the group of a process that
+                    # took over the pid of one already gone.
+                    if os.getpgid(pid) == pid:
+                        os.killpg(pid, sig)
+                    else:
+                        os.kill(pid, sig)
                     alive = True
                 except (ProcessLookupError, PermissionError):
                     pass
@@ -124,6 +137,13 @@ class Runner:
             return True
         except asyncio.TimeoutError:
             return False
+
+    async def release(self) -> None:
+        """Let a runner that reported the end of its run exit by itself; kill what is left."""
+        if self.pid is not None and self.exit_code() is None and await self._wait(EXIT_GRACE_S):
+            self._clean()
+            return
+        await self.kill()
 
     async def kill(self) -> None:
         if self.pid is None or self.exit_code() is not None:
@@ -201,6 +221,7 @@ class LocalExecutor:
         self.default_kernel = default_kernel
         self._pool: list[Runner] = []
         self._active: dict[str, Runner] = {}
+        self._exiting: set[Runner] = set()  # runs over, runners shutting their kernel down
         self.dask_scheduler_address = dask_scheduler_address
         self._dask: DaskBackend | None = None
         self._remote: dict[str, bool] = {}  # runs executing on the Dask cluster
@@ -233,7 +254,7 @@ class LocalExecutor:
         self._stopping = True
         if self._task:
             self._task.cancel()
-        for runner in [*self._pool, *self._active.values()]:
+        for runner in [*self._pool, *self._active.values(), *self._exiting]:
             await runner.kill()
         for task in list(self._tasks):
             task.cancel()
@@ -413,7 +434,11 @@ class LocalExecutor:
                 log.info("DataOps: run %s %s; retry %s queued", spec.run_id, status, retry)
             self.wake()
             if runner is not None and ended:
-                await runner.kill()  # a safety net: it is exiting by itself
+                self._exiting.add(runner)
+                try:
+                    await runner.release()  # it is exiting by itself
+                finally:
+                    self._exiting.discard(runner)
 
     async def _follow(
         self, run_id: str, runner: Runner

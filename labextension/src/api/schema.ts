@@ -813,6 +813,18 @@ export interface components {
         };
         /** NotebookParameters */
         NotebookParameters: {
+            /**
+             * Kernel Name
+             * @description The installed kernel a run of the notebook uses unless told otherwise (`python` is the native kernel, case does not matter); null when none is installed.
+             * @default null
+             */
+            kernel_name: string | null;
+            /**
+             * Notebook Kernel
+             * @description The kernel the notebook's metadata names (its kernelspec).
+             * @default null
+             */
+            notebook_kernel: string | null;
             /** Notebook Path */
             notebook_path: string;
             /** Parameters */

@@ -194,16 +194,36 @@ function RunItem(props: IJobsPanelProps & { run: IDataOpsRun }): JSX.Element {
           title={error.traceback ?? undefined}
         >
           {error.cellIndex !== null && (
-            <div data-test="dataops-run-error-cell">
+            <div
+              data-test="dataops-run-error-cell"
+              data-cell-index={error.cellIndex}
+              data-cell-id={error.cellId ?? ''}
+            >
               <strong>{trans.__('In cell %1', error.cellIndex + 1)}</strong>
+              {error.cellId && (
+                <span className="jp-DataOps-muted" data-test="dataops-run-error-cell-id">
+                  {` · ${trans.__('id %1', error.cellId)}`}
+                </span>
+              )}
               {error.source && (
-                <code className="jp-DataOps-run-source">
-                  {error.source.split('\n')[0]}
-                </code>
+                <pre
+                  className="jp-DataOps-run-source"
+                  data-test="dataops-run-error-source"
+                >
+                  {Private.lines(error.source, SOURCE_LINES)}
+                </pre>
               )}
             </div>
           )}
           <div data-test="dataops-run-error-message">{error.message}</div>
+          {error.output && (
+            <div data-test="dataops-run-error-output">
+              <span className="jp-DataOps-muted">{trans.__('Last output')}</span>
+              <pre className="jp-DataOps-run-output">
+                {Private.lines(error.output, OUTPUT_LINES, true)}
+              </pre>
+            </div>
+          )}
         </div>
       )}
       <div className="jp-DataOps-run-actions">
@@ -408,6 +428,25 @@ function reporting(
   return action => {
     action().catch(reason => onError(errorMessage(reason)));
   };
+}
+
+/**
+ * How much of a failing cell's source and last output the Jobs tab shows
+ * (the first lines of the source, the last of the output).
+ */
+const SOURCE_LINES = 6;
+const OUTPUT_LINES = 4;
+
+namespace Private {
+  export function lines(text: string, n: number, last = false): string {
+    const all = text.replace(/\s+$/, '').split('\n');
+    if (all.length <= n) {
+      return all.join('\n');
+    }
+    return last
+      ? ['…', ...all.slice(-n)].join('\n')
+      : [...all.slice(0, n), '…'].join('\n');
+  }
 }
 
 /**

@@ -1,4 +1,5 @@
 import { Dialog } from '@jupyterlab/apputils';
+import { KernelSpec } from '@jupyterlab/services';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { ReactWidget } from '@jupyterlab/ui-components';
 import { ISignal, Signal } from '@lumino/signaling';
@@ -16,10 +17,12 @@ import {
 
 /**
  * The form of the "Run as Job" dialog: the notebook's parameters, inferred by
- * the server, as editable fields, and "Schedule…" to make a job definition
- * of them instead of running once. It submits the run (or creates the
- * definition) itself, so that a 400 (a bad value, a bad cron) or a 409 (a
- * name in use) is shown next to the fields with the user's edits kept.
+ * the server, as editable fields, the kernel to run in (the notebook's own
+ * by default, as the server resolves it), and "Schedule…" to make a job
+ * definition of them instead of running once. It submits the run (or
+ * creates the definition) itself, so that a 400 (a bad value, a bad cron, a
+ * kernel not installed) or a 409 (a name in use) is shown next to the fields
+ * with the user's edits kept.
  */
 export class RunForm extends ReactWidget {
   constructor(options: RunForm.IOptions) {
@@ -28,8 +31,10 @@ export class RunForm extends ReactWidget {
     this._trans = options.trans;
     this.path = options.path;
     this._schedule = defaultSchedule(options.path);
+    this._kernelspecs = options.kernelspecs ?? null;
     this.addClass('jp-DataOps-runForm');
     void this._load();
+    void this._loadKernels();
   }
 
   /**
@@ -108,9 +113,10 @@ export class RunForm extends ReactWidget {
     this.update();
     try {
       if (this._scheduling) {
-        this._job = await this._client.createJob(
-          jobRequest(this.path, this._parameters(), this._schedule)
-        );
+        this._job = await this._client.createJob({
+          ...jobRequest(this.path, this._parameters(), this._schedule),
+          kernel_name: this._kernelChoice()
+        });
         return true;
       }
       this._run = await this._client.submitRun({
@@ -118,7 +124,7 @@ export class RunForm extends ReactWidget {
         parameters: this._parameters(),
         job: null,
         idempotency_key: null,
-        kernel_name: null,
+        kernel_name: this._kernelChoice(),
         output_formats: null,
         timeout_s: null
       });
@@ -202,6 +208,7 @@ export class RunForm extends ReactWidget {
             </tbody>
           </table>
         )}
+        {this._renderKernel()}
         <label className="jp-DataOps-scheduleForm-toggle">
           <input
             type="checkbox"
@@ -228,9 +235,92 @@ export class RunForm extends ReactWidget {
     );
   }
 
+  /**
+   * The kernel picker: the installed kernels, the notebook's own first
+   * selected; a warning when the notebook names a kernel not installed here.
+   */
+  private _renderKernel(): JSX.Element | null {
+    const trans = this._trans;
+    const specs = this._specs;
+    if (this._declared === null || specs === null) {
+      return null;
+    }
+    const names = Object.keys(specs.kernelspecs).sort();
+    const missing = this._defaultKernel === null;
+    const invalid = this._error?.field === 'kernel_name';
+    return (
+      <div className="jp-DataOps-runForm-kernel" data-test="dataops-run-form-kernel-row">
+        <label htmlFor="jp-DataOps-run-kernel">{trans.__('Kernel')}</label>
+        <select
+          id="jp-DataOps-run-kernel"
+          className={`jp-mod-styled jp-DataOps-runForm-input${invalid ? ' jp-DataOps-invalid' : ''}`}
+          value={this._kernel}
+          aria-invalid={invalid}
+          data-test="dataops-run-form-kernel"
+          onChange={event => {
+            this._kernel = event.target.value;
+            this.update();
+          }}
+        >
+          {missing && <option value="">{trans.__('Pick a kernel…')}</option>}
+          {names.map(name => (
+            <option key={name} value={name}>
+              {name === this._defaultKernel
+                ? trans.__(
+                    "%1 (the notebook's)",
+                    specs.kernelspecs[name]?.display_name ?? name
+                  )
+                : (specs.kernelspecs[name]?.display_name ?? name)}
+            </option>
+          ))}
+        </select>
+        {missing && (
+          <div
+            className="jp-DataOps-warning"
+            data-test="dataops-run-form-kernel-missing"
+          >
+            {this._notebookKernel
+              ? trans.__(
+                  'The notebook\'s kernel "%1" is not installed here: pick one to run it in.',
+                  this._notebookKernel
+                )
+              : trans.__('Pick a kernel to run the notebook in.')}
+          </div>
+        )}
+      </div>
+    );
+  }
+
+  /**
+   * The kernel to ask for: null keeps the notebook's own.
+   */
+  private _kernelChoice(): string | null {
+    return this._kernel && this._kernel !== this._defaultKernel
+      ? this._kernel
+      : null;
+  }
+
+  private async _loadKernels(): Promise<void> {
+    const manager = this._kernelspecs;
+    if (manager === null) {
+      return;
+    }
+    try {
+      await manager.ready;
+    } catch (reason) {
+      console.error('The kernel specs could not be read.', reason);
+      return;
+    }
+    this._specs = manager.specs;
+    this.update();
+  }
+
   private async _load(): Promise<void> {
     try {
       const answer = await this._client.getNotebookParameters(this.path);
+      this._notebookKernel = answer.notebook_kernel ?? null;
+      this._defaultKernel = answer.kernel_name ?? null;
+      this._kernel = this._defaultKernel ?? '';
       this._declared = answer.parameters;
       for (const param of answer.parameters) {
         this._initial[param.name] = Private.toText(param);
@@ -259,6 +349,11 @@ export class RunForm extends ReactWidget {
 
   private _client: DataOpsClient;
   private _trans: TranslationBundle;
+  private _kernelspecs: KernelSpec.IManager | null;
+  private _specs: KernelSpec.ISpecModels | null = null;
+  private _notebookKernel: string | null = null;
+  private _defaultKernel: string | null = null;
+  private _kernel = '';
   private _declared: IDataOpsParameter[] | null = null;
   private _initial: Record<string, string> = {};
   private _values: Record<string, string> = {};
@@ -281,6 +376,10 @@ export namespace RunForm {
     client: DataOpsClient;
     path: string;
     trans: TranslationBundle;
+    /**
+     * The installed kernels to pick from (the service manager's).
+     */
+    kernelspecs?: KernelSpec.IManager;
   }
 
   /**

@@ -37,6 +37,12 @@ export class DataOpsSidebar extends ReactWidget {
   }
 
   /**
+   * Whether the sidebar opened itself on the Catalog, as it does when a
+   * workspace starts for the first time; settles once that is decided.
+   */
+  landed: Promise<boolean> = Promise.resolve(false);
+
+  /**
    * The visible tab.
    */
   get tab(): SidebarTab {
