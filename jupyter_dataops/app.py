@@ -130,7 +130,9 @@ class DataOpsApp(ExtensionApp):
         # Background work starts here, with the loop running, never at import or in
         # initialize_settings.
         p = self.platform
-        self.executor = p.executor(getattr(self, "kernel_url", ""))
+        # Job kernels (and, in personal mode, interactive ones) call this server directly.
+        url = getattr(self, "kernel_url", "") or _kernel_facing_url(serverapp) or ""
+        self.executor = p.executor(url)
         self.settings["dataops_executor"] = self.executor
         serverapp.web_app.settings["dataops_executor"] = self.executor
         await self.executor.start()
