@@ -211,6 +211,23 @@ class Platform:
 
         if server_url:
             self.notifier.server_url = server_url  # notifications then link to their run
+        sandbox, refuse = None, ""
+        if self.settings.mode == "service":
+            from .jobs.executors.local import Sandbox
+            from .team import sandbox as team_sandbox
+
+            if team_sandbox.LAUNCHER is not None:
+                sandbox = Sandbox(
+                    team_sandbox.LAUNCHER,
+                    run_as=self.settings.run_as or "{owner}",
+                    group_run_as=self.settings.group_run_as,
+                )
+            elif not self.settings.unsandboxed_kernels:
+                refuse = (
+                    "the DataOps service runs job kernels only as their owners' OS users: "
+                    "start it as root with `jupyter dataops serve --user NAME`, or run this "
+                    "job on Dask (executor 'dask')"
+                )
         return LocalExecutor(
             self.jobs,
             self.store.run,
@@ -221,6 +238,8 @@ class Platform:
             fork_kernels=self.settings.fork_kernels,
             kernel_preload=tuple(self.settings.kernel_preload),
             kind=kind,
+            sandbox=sandbox,
+            refuse_local=refuse,
         )
 
     def is_admin(self, user: Principal) -> bool:

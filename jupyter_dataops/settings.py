@@ -52,6 +52,13 @@ class DataOps(LoggingConfigurable):
         help="The OS user the kernels of a team's jobs run as (the service, with run_as).",
     ).tag(config=True)
 
+    unsandboxed_kernels = Bool(
+        False,
+        help="The service: run job kernels as the service's own OS user when it was not "
+        "started as root with --user. They can then read its keys and data: for a throwaway "
+        "test only.",
+    ).tag(config=True)
+
     sandbox_min_uid = Int(
         1000, help="Job kernels never run as an OS user with a smaller uid (system users)."
     ).tag(config=True)

@@ -391,6 +391,14 @@ def serve_forks(ctrl: socket.socket, preload: tuple[str, ...] = ()) -> int:
     for line in requests:
         try:
             request = json.loads(line)
+            if "signal" in request:  # a sandbox: the server may not signal our processes
+                alive = _signal_runner([int(p) for p in request["pids"]], int(request["signal"]))
+                ctrl.sendall(json.dumps({"alive": alive}).encode() + b"\n")
+                continue
+            if "remove" in request:
+                _remove_leftovers([str(p) for p in request["remove"]])
+                ctrl.sendall(b"{}\n")
+                continue
             kernel_name = str(request["kernel"])
             env = request.get("env")
         except (ValueError, KeyError, TypeError):
@@ -410,6 +418,34 @@ def serve_forks(ctrl: socket.socket, preload: tuple[str, ...] = ()) -> int:
         socket.send_fds(ctrl, [json.dumps({"pid": pid}).encode() + b"\n"], [mine.fileno()])
         mine.close()
     return 0
+
+
+def _signal_runner(pids: list[int], sig: int) -> bool:
+    """Signal a runner's group and its kernel's, as the executor does for its own children;
+    False when none is left. Only processes of this fork server's user can be reached."""
+    alive = False
+    for pid in pids:
+        if pid <= 1:
+            continue
+        try:
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
+            alive = True
+        except (ProcessLookupError, PermissionError):
+            pass
+    return alive
+
+
+def _remove_leftovers(paths: list[str]) -> None:
+    """A killed runner's kernel connection folders (only those: named as fork_kernel names
+    them, in the temporary directory)."""
+    tmp = os.path.realpath(tempfile.gettempdir())
+    for path in paths:
+        real = os.path.realpath(path)
+        if os.path.dirname(real) == tmp and os.path.basename(real).startswith("dataops-kernel-"):
+            shutil.rmtree(real, ignore_errors=True)
 
 
 # The server's side ------------------------------------------------------------------------------
@@ -459,6 +495,53 @@ class ForkServer:
         except Exception:
             self.proc.kill()
             self.proc.wait()
+
+
+class SandboxForkServer:
+    """The service's handle on a fork server that runs as another OS user (started by the
+    root launcher, see :mod:`jupyter_dataops.team.sandbox`): the same ``spawn``, plus the
+    signals and clean-ups the service may not do itself. Runners get the fork server's own
+    clean environment, never the service's."""
+
+    def __init__(self, user: str, pid: int, sock: socket.socket) -> None:
+        self.user = user
+        self.pid = pid
+        self._sock = sock
+        self._lock = threading.Lock()
+        self.dead = False
+
+    def _ask(self, request: dict[str, Any], timeout: float = 30.0) -> tuple[bytes, list[int]]:
+        with self._lock:
+            if self.dead:
+                raise RuntimeError(f"the fork server of OS user {self.user!r} has exited")
+            try:
+                self._sock.settimeout(timeout)
+                self._sock.sendall(json.dumps(request).encode() + b"\n")
+                data, fds, _, _ = socket.recv_fds(self._sock, 4096, 1)
+            except OSError as e:
+                self.dead = True
+                raise RuntimeError(f"the fork server of {self.user!r} is gone: {e}") from None
+            if not data:
+                self.dead = True
+                raise RuntimeError(f"the fork server of OS user {self.user!r} has exited")
+            return data, list(fds)
+
+    def spawn(self, kernel_name: str, timeout: float = 60.0) -> tuple[int, socket.socket]:
+        data, fds = self._ask({"kernel": kernel_name}, timeout)
+        if not fds:
+            raise RuntimeError("the fork server sent no runner socket")
+        return int(json.loads(data)["pid"]), socket.socket(fileno=fds[0])
+
+    def signal(self, pids: list[int], sig: int) -> bool:
+        data, _ = self._ask({"signal": int(sig), "pids": [int(p) for p in pids if p]})
+        return bool(json.loads(data).get("alive"))
+
+    def remove(self, paths: list[str]) -> None:
+        self._ask({"remove": list(paths)})
+
+    def close(self) -> None:
+        self.dead = True
+        self._sock.close()  # the fork server ends at EOF
 
 
 def main() -> int:

@@ -110,12 +110,90 @@ def _plain(text: str) -> str:
 
 
 _out: Any = None  # where protocol events go: stdout, or a forked runner's socket
+_emit_lock = threading.Lock()  # a shipped run's log follower emits from its own thread
 
 
 def emit(event: str, **data: Any) -> None:
     out: Any = _out or sys.__stdout__
-    out.write(json.dumps({"event": event, **data}) + "\n")
-    out.flush()
+    line = json.dumps({"event": event, **data}) + "\n"
+    with _emit_lock:
+        out.write(line)
+        out.flush()
+
+
+SHIP_CHUNK = 40_000  # bytes of a file per event: a protocol line stays under 64 KiB
+SHIPPED = ("notebook", "html", "pdf")
+
+
+class _LogFollower(threading.Thread):
+    """Emits what is appended to a shipped run's log as ``log`` events, as it comes."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(daemon=True, name="dataops-log")
+        self.path = path
+        self.offset = 0
+        self.done = threading.Event()
+
+    def _send(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        if data:
+            self.offset += len(data)
+            for i in range(0, len(data), SHIP_CHUNK):
+                emit("log", text=data[i : i + SHIP_CHUNK].decode("utf-8", "replace"))
+
+    def run(self) -> None:
+        while not self.done.wait(0.2):
+            self._send()
+        self._send()
+
+
+def execute_shipped(
+    job: dict[str, Any], km: Any, kc: Any, kernel_name: str, progress: Progress
+) -> dict[str, Any]:
+    """A run in a sandbox (another OS user than the server's, see team/sandbox.py): the input
+    comes inline, the run works in a private temporary directory, and its log and outputs go
+    back over the protocol (``log`` and ``file`` events): it needs no access to the server's
+    files, and the server none to its."""
+    import base64
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix=f"dataops-run-{job['run_id']}-"))
+    local = {
+        **job,
+        "input_path": str(tmp / "input.ipynb"),
+        "output_path": str(tmp / "output.ipynb"),
+        "log_path": str(tmp / "run.log"),
+        "cwd": str(tmp),
+    }
+    Path(local["input_path"]).write_bytes(base64.b64decode(job["input_b64"]))
+    local.pop("input_b64", None)
+    follower = _LogFollower(local["log_path"])
+    follower.start()
+    try:
+        result = execute(local, km, kc, kernel_name, progress)
+    finally:
+        follower.done.set()
+        follower.join(10)
+    try:
+        shipped = {}
+        for name, path in (result.get("outputs") or {}).items():
+            if name not in SHIPPED or not Path(path).is_file():
+                continue
+            data = Path(path).read_bytes()
+            for i in range(0, max(len(data), 1), SHIP_CHUNK):
+                emit("file", name=name, data=base64.b64encode(data[i : i + SHIP_CHUNK]).decode())
+            shipped[name] = name
+        if "outputs" in result:
+            result["outputs"] = shipped
+        return result
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _preamble(job: dict[str, Any]) -> str:
@@ -355,7 +433,8 @@ def serve(
         stop(km)
         return 0
     job = json.loads(line)
-    result = execute(job, km, kc, kernel_name, lambda **d: emit("progress", **d))
+    run = execute_shipped if job.get("ship") else execute
+    result = run(job, km, kc, kernel_name, lambda **d: emit("progress", **d))
     emit("done", **result)
     # The run is over (and recorded); the kernel shuts down and goes with the runner.
     stop(km, now=False)

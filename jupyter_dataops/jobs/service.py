@@ -60,6 +60,7 @@ class RunSpec:
     kernel_name: str
     timeout_s: float | None
     job: dict[str, Any]  # the runner's JSON job
+    owner: str = ""  # whose rights it runs with (a user, or group:<name>)
 
 
 def utcnow() -> datetime:
@@ -612,7 +613,7 @@ class JobService:
                 "parameters": r.parameters, "cwd": str(nb_dir), "env": env,
                 "output_formats": formats,
             }  # fmt: skip
-            return RunSpec(run_id, r.kernel_name, timeout, job)
+            return RunSpec(run_id, r.kernel_name, timeout, job, owner=r.owner)
 
     def progress(self, run_id: str, data: dict[str, Any]) -> None:
         with self.store.session() as s:

@@ -159,9 +159,12 @@ def make_venv(team: Team) -> None:
     pip: list[str | Path] = [team.venv / "bin" / "python", "-m", "pip", "-q",
                              "--disable-pip-version-check"]  # fmt: skip
     _run(*pip, "install", *BUILD_DEPS)
-    _run(*pip, "install", "--no-build-isolation", "-e", f"{REPO}[postgres,demo,dask]", cwd=REPO)
+    # The build hook finds jlpm (JupyterLab's yarn) on the PATH; the front end is built once.
+    env = {**os.environ, "PATH": f"{team.venv / 'bin'}:{os.environ.get('PATH', '')}"}
+    _run(*pip, "install", "--no-build-isolation", "-e", f"{REPO}[postgres,demo,dask]", cwd=REPO,
+         env=env)  # fmt: skip
     _run(team.venv / "bin" / "jupyter", "labextension", "develop", "--overwrite", REPO,
-         stdout=subprocess.DEVNULL)  # fmt: skip
+         stdout=subprocess.DEVNULL, env=env)  # fmt: skip
     stamp.touch()
 
 

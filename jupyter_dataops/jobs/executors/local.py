@@ -13,6 +13,7 @@ to :class:`~.dask.DaskBackend` (a ``distributed`` cluster) instead of a warm run
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -21,11 +22,13 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..forkserver import ForkServer
-from ..service import JobService, RunSpec
+from ..forkserver import ForkServer, SandboxForkServer
+from ..service import OUTPUT_FILES, JobService, RunSpec
 
 if TYPE_CHECKING:
     from .dask import DaskBackend
@@ -194,6 +197,78 @@ class ForkedRunner(Runner):
         return False
 
 
+class SandboxedRunner(ForkedRunner):
+    """A runner forked by a fork server running as another OS user (the service's sandbox,
+    see :mod:`jupyter_dataops.team.sandbox`). This process may not signal it nor read its
+    files: the fork server signals and cleans up, and the run ships its outputs back."""
+
+    def __init__(
+        self,
+        kernel_name: str,
+        cwd: str,
+        os_user: str,
+        forks_for: Callable[[str], Awaitable[SandboxForkServer]],
+    ) -> None:
+        Runner.__init__(self, kernel_name, cwd)
+        self.os_user = os_user
+        self._forks_for = forks_for
+        self.sandbox: SandboxForkServer | None = None
+        self._gone = False
+
+    async def _open(self) -> None:
+        self.sandbox = await self._forks_for(self.os_user)
+        self.pid, sock = await asyncio.to_thread(self.sandbox.spawn, self.kernel_name)
+        self.reader, self.writer = await asyncio.open_unix_connection(sock=sock)
+
+    async def _wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(self.pid or 0, 0)
+            except ProcessLookupError:
+                self._gone = True
+                if self.writer is not None:
+                    self.writer.close()
+                return True
+            except PermissionError:
+                pass  # alive, and another user's
+            await asyncio.sleep(0.02)
+        return False
+
+    async def kill(self) -> None:
+        box = self.sandbox
+        if box is not None and self.pid is not None and not self._gone:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    alive = await asyncio.to_thread(
+                        box.signal, [self.pid, self.kernel_pid or 0], sig
+                    )
+                except RuntimeError:
+                    break  # the fork server is gone, and its runners with their sockets
+                if not alive or await self._wait(KILL_GRACE_S):
+                    break
+        if box is not None and self.leftovers:
+            try:
+                await asyncio.to_thread(box.remove, self.leftovers)
+            except RuntimeError:
+                pass
+        self.leftovers = []
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """Where job kernels run in the team's service: as which OS user, started by whom."""
+
+    launcher: Any  # jupyter_dataops.team.sandbox.Launcher
+    run_as: str = "{owner}"  # a template: the run's owner's OS user, or a fixed name
+    group_run_as: str = "dataops-jobs"
+
+    def user_for(self, owner: str) -> str:
+        if owner.startswith("group:"):
+            return self.group_run_as
+        return self.run_as.replace("{owner}", owner)
+
+
 class LocalExecutor:
     """Dispatches this server's queued runs onto warm runners."""
 
@@ -211,6 +286,8 @@ class LocalExecutor:
         fork_kernels: bool = True,
         kernel_preload: tuple[str, ...] = (),
         kind: str = "server",
+        sandbox: Sandbox | None = None,
+        refuse_local: str = "",
     ) -> None:
         self.service = service
         self.kind = kind  # the dispatcher identity it serves (server, scheduler, run)
@@ -236,6 +313,11 @@ class LocalExecutor:
         self._forkable: dict[str, bool] = {}
         self._forks_lost = 0
         self._recovered_at = 0.0
+        # The service's sandbox: runners as their runs' OS users, one fork server per user.
+        self.sandbox = sandbox
+        self.refuse_local = refuse_local  # why local runs may not run here, if they may not
+        self._sandboxes: dict[str, SandboxForkServer] = {}
+        self._sandbox_lock = asyncio.Lock()
 
     # lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -244,11 +326,30 @@ class LocalExecutor:
         retries = await self.run_blocking(self.service.recover)
         if retries:
             log.warning("DataOps: %d lost runs will be retried", len(retries))
-        if self.fork_kernels and await asyncio.to_thread(self._can_fork, self.default_kernel):
+        if self.refuse_local:
+            pass  # no local runner at all: Dask runs only
+        elif self.sandbox is not None:
+            # No runner of this process's own user: each run's comes from its user's fork
+            # server, warmed once that user has run something.
+            await asyncio.to_thread(self._can_fork, self.default_kernel)
+        elif self.fork_kernels and await asyncio.to_thread(self._can_fork, self.default_kernel):
             self._forks = ForkServer(str(self.service.root), self.kernel_preload)
-        for _ in range(self.warm):
-            self._spawn(self.default_kernel)
+        if self.sandbox is None and not self.refuse_local:
+            for _ in range(self.warm):
+                self._spawn(self.default_kernel)
         self._task = asyncio.create_task(self._dispatch_loop())
+
+    async def _sandbox_for(self, os_user: str) -> SandboxForkServer:
+        """The fork server of ``os_user`` (started by the root launcher on first use)."""
+        assert self.sandbox is not None
+        async with self._sandbox_lock:
+            box = self._sandboxes.get(os_user)
+            if box is None or box.dead:
+                pid, sock = await asyncio.to_thread(
+                    self.sandbox.launcher.fork_server, os_user, self.kernel_preload
+                )
+                box = self._sandboxes[os_user] = SandboxForkServer(os_user, pid, sock)
+            return box
 
     async def stop(self) -> None:
         self._stopping = True
@@ -262,6 +363,8 @@ class LocalExecutor:
             await self._dask.close()
         if self._forks is not None:
             await asyncio.to_thread(self._forks.close)
+        for box in self._sandboxes.values():
+            box.close()
         self.service.stop_dispatching()  # last: its runs are over, others may recover them
 
     def _can_fork(self, kernel_name: str) -> bool:
@@ -275,8 +378,21 @@ class LocalExecutor:
         self._wake.set()
 
     # pool ----------------------------------------------------------------------------------------
-    def _spawn(self, kernel_name: str) -> Runner:
+    def _spawn(self, kernel_name: str, os_user: str | None = None) -> Runner:
         cwd = str(self.service.root)
+        if self.refuse_local:
+            raise KernelStartFailed(self.refuse_local)
+        if self.sandbox is not None:
+            if not self._forkable.get(kernel_name):
+                raise KernelStartFailed(
+                    f"kernel {kernel_name!r} cannot be forked: in the team's service, job "
+                    "kernels are ipykernel kernelspecs of the service's own Python"
+                )
+            assert os_user is not None
+            sandboxed = SandboxedRunner(kernel_name, cwd, os_user, self._sandbox_for)
+            self._pool.append(sandboxed)
+            self._track(sandboxed.start())
+            return sandboxed
         if self._forks is not None and self._forks.proc.poll() is not None:
             self._forks_lost += 1
             if self._forks_lost <= FORK_SERVER_RESTARTS:
@@ -294,24 +410,36 @@ class LocalExecutor:
         self._track(runner.start())
         return runner
 
+    async def _trim_pool(self) -> None:
+        """The sandbox keeps a warm runner for each user who ran something lately, up to a
+        bound: the oldest go first."""
+        if self.sandbox is None:
+            return
+        while len(self._pool) > max(2 * self.warm, 2):
+            self._track(self._pool.pop(0).kill())
+
     def _track(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _take(self, kernel_name: str) -> Runner:
-        if self._forks is not None and kernel_name not in self._forkable:
+    async def _take(self, kernel_name: str, os_user: str | None = None) -> Runner:
+        if (self._forks is not None or self.sandbox) and kernel_name not in self._forkable:
             await asyncio.to_thread(self._can_fork, kernel_name)
         error = None
         for _attempt in range(START_ATTEMPTS):
-            candidates = [r for r in self._pool if r.kernel_name == kernel_name]
+            candidates = [
+                r for r in self._pool
+                if r.kernel_name == kernel_name and getattr(r, "os_user", None) == os_user
+            ]  # fmt: skip
             ready = [r for r in candidates if r.ready.done() and r.ready.result()]
             runner = ready[0] if ready else (candidates[0] if candidates else None)
             if runner is None:
-                runner = self._spawn(kernel_name)
+                runner = self._spawn(kernel_name, os_user)
             self._pool.remove(runner)
             if kernel_name == self.default_kernel:
-                self._spawn(kernel_name)  # refill in the background
+                self._spawn(kernel_name, os_user)  # refill in the background
+                await self._trim_pool()
             if await runner.ready:
                 return runner
             await runner.kill()  # it failed to start; try another
@@ -395,12 +523,18 @@ class LocalExecutor:
 
                 status, error, outputs = await self._dask_backend().run(spec, progress)
             else:
-                runner = await self._take(spec.kernel_name)
+                os_user = self.sandbox.user_for(spec.owner) if self.sandbox else None
+                runner = await self._take(spec.kernel_name, os_user)
                 if self._active.get(spec.run_id) is None:  # cancelled while waiting for one
                     await runner.kill()
                     return
                 self._active[spec.run_id] = runner
-                await runner.send(spec.job)
+                job = spec.job
+                if isinstance(runner, SandboxedRunner):
+                    # It cannot read the service's files: the input goes inline.
+                    data = await asyncio.to_thread(Path(job["input_path"]).read_bytes)
+                    job = {**job, "ship": True, "input_b64": base64.b64encode(data).decode()}
+                await runner.send(job)
                 status, error, outputs, ended = await asyncio.wait_for(
                     self._follow(spec.run_id, runner), spec.timeout_s
                 )
@@ -444,6 +578,7 @@ class LocalExecutor:
         self, run_id: str, runner: Runner
     ) -> tuple[str, dict[str, Any] | None, dict[str, str] | None, bool]:
         """Follow a run's events: (status, error, outputs, whether the runner ended it)."""
+        shipped: set[str] = set()
         while True:
             msg = await runner.read()
             if msg is None:
@@ -463,8 +598,25 @@ class LocalExecutor:
             if msg["event"] == "progress":
                 data = {k: msg[k] for k in ("cell", "of", "index", "source", "elapsed")}
                 await self.run_blocking(self.service.progress, run_id, data)
+            elif msg["event"] in ("log", "file"):  # a sandboxed run ships its files
+                await asyncio.to_thread(self._receive, run_id, msg, shipped)
             elif msg["event"] == "done":
                 return msg["status"], msg.get("error"), msg.get("outputs"), True
+
+    def _receive(self, run_id: str, msg: dict[str, Any], shipped: set[str]) -> None:
+        """Write what a sandboxed run sent into the run's directory (blocking)."""
+        run_dir = self.service.runs_dir / run_id
+        if msg["event"] == "log":
+            with open(run_dir / OUTPUT_FILES["log"], "a", encoding="utf-8") as f:
+                f.write(str(msg.get("text", "")))
+            return
+        name = str(msg.get("name"))
+        if name not in ("notebook", "html", "pdf"):
+            return
+        mode = "ab" if name in shipped else "wb"
+        shipped.add(name)
+        with open(run_dir / OUTPUT_FILES[name], mode) as f:
+            f.write(base64.b64decode(str(msg.get("data", ""))))
 
     async def cancel(self, run_id: str) -> bool:
         """Kill a running run; False when it is not running here."""
