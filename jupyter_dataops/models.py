@@ -319,7 +319,14 @@ class JobDefinitionRequest(_Model):
     """Create a job definition (PATCH takes the same fields, all optional)."""
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
-    notebook_path: str = Field(description="Relative to the workspace root.")
+    notebook_path: str = Field(max_length=1024, description="Relative to the workspace root.")
+    notebook: dict[str, Any] | None = Field(
+        default=None,
+        description="The notebook itself, kept with the definition (nbformat 4 JSON), instead "
+        "of a file of the server's workspace; notebook_path is then where it came from. What a "
+        "user's server sends the team's service, whose workspace holds no user's notebooks.",
+    )
+
     description: str = ""
     parameters: dict[str, Any] = Field(default_factory=dict, description="Default values.")
     kernel_name: str | None = Field(default=None, description="Default: the notebook's.")
@@ -357,6 +364,9 @@ class JobDefinitionPatch(_Patch):
 
     description: str | None = None
     notebook_path: str | None = None
+    notebook: dict[str, Any] | None = Field(
+        default=None, description="A new copy of the notebook the job keeps."
+    )
     parameters: dict[str, Any] | None = None
     kernel_name: str | None = None
     schedule: str | None = None
@@ -414,7 +424,15 @@ class RunRequest(_Model):
     """Run a job definition, or a notebook directly."""
 
     job: str | None = Field(default=None, description="A job definition's name or id.")
-    notebook_path: str | None = Field(default=None, description="Or a notebook to run once.")
+    notebook_path: str | None = Field(
+        default=None, max_length=1024, description="Or a notebook to run once."
+    )
+    notebook: dict[str, Any] | None = Field(
+        default=None,
+        description="The notebook itself (nbformat 4 JSON) instead of a file of the server's "
+        "workspace; notebook_path is then where it came from. What a user's server sends the "
+        "team's service, whose workspace holds no user's notebooks.",
+    )
     parameters: dict[str, Any] = Field(default_factory=dict)
     kernel_name: str | None = None
     timeout_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)

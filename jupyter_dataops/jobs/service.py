@@ -6,6 +6,7 @@ Blocking (store and file work): call through the platform's pools. The executor 
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 from collections.abc import Callable
@@ -160,6 +161,45 @@ class JobService:
                 details=e.details,
             ) from None
 
+    def _upload(self, content: dict[str, Any]) -> Path:
+        """A notebook sent in a request, checked, as a file of the state directory (the caller
+        moves or removes it)."""
+        import json
+        import uuid
+
+        import nbformat
+
+        try:
+            nb = nbformat.from_dict(content)
+            nbformat.validate(nb)
+        except Exception as e:
+            raise InvalidRequest(
+                f"notebook: not a valid notebook (nbformat 4): {str(e).splitlines()[0][:300]}",
+                details={"field": "notebook"},
+            ) from None
+        folder = self.root / STATE_DIR / "uploads"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{uuid.uuid4().hex}.ipynb"
+        path.write_text(json.dumps(content), encoding="utf-8")
+        return path
+
+    def _stored(self, job_id: str) -> Path:
+        return self.root / STATE_DIR / "jobs" / f"{job_id}.ipynb"
+
+    def _job_notebook(self, j: t.JobDefinition) -> Path:
+        """The notebook a job runs: its own copy, or its workspace file."""
+        if j.stored_notebook:
+            path = self._stored(j.id)
+            if not path.is_file():
+                raise InvalidRequest(f"job {j.name!r} lost its copy of its notebook: send it again")
+            return path
+        return self._notebook(j.notebook_path)
+
+    def _keep(self, upload: Path, job_id: str) -> None:
+        target = self._stored(job_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(upload, target)
+
     def parameters(self, rel: str) -> NotebookParameters:
         """A notebook's parameters, and the kernel its runs use by default."""
         path = self._notebook(rel)
@@ -247,7 +287,17 @@ class JobService:
         return j
 
     def create_job(self, user: Principal, req: JobDefinitionRequest) -> JobDefinitionInfo:
-        path = self._notebook(req.notebook_path)
+        upload = self._upload(req.notebook) if req.notebook is not None else None
+        try:
+            return self._create_job(user, req, upload)
+        finally:
+            if upload is not None:
+                upload.unlink(missing_ok=True)
+
+    def _create_job(
+        self, user: Principal, req: JobDefinitionRequest, upload: Path | None
+    ) -> JobDefinitionInfo:
+        path = upload or self._notebook(req.notebook_path)
         declared = infer_parameters(path)
         params = validate_parameters(declared, req.parameters)
         nb_kernel = (read_notebook(path).metadata.get("kernelspec") or {}).get("name")
@@ -270,6 +320,9 @@ class JobService:
                 catchup=req.catchup, notify=notify)  # fmt: skip
             s.add(j)
             s.flush()
+            if upload is not None:
+                j.stored_notebook = True
+                self._keep(upload, j.id)
             self._audit(s, user, "job.create", f"job:{j.name}")
             return self._definition_info(j)
 
@@ -306,12 +359,37 @@ class JobService:
 
     def update_job(self, user: Principal, ref: str, patch: JobDefinitionPatch) -> JobDefinitionInfo:
         changes = patch.model_dump(exclude_unset=True)
+        if "notebook" in changes and changes["notebook"] is None:
+            raise InvalidRequest(
+                "notebook: send the notebook, or a notebook_path", details={"field": "notebook"}
+            )
+        upload = self._upload(changes.pop("notebook")) if "notebook" in changes else None
+        try:
+            return self._update_job(user, ref, patch, changes, upload)
+        finally:
+            if upload is not None:
+                upload.unlink(missing_ok=True)
+
+    def _update_job(
+        self,
+        user: Principal,
+        ref: str,
+        patch: JobDefinitionPatch,
+        changes: dict[str, Any],
+        upload: Path | None,
+    ) -> JobDefinitionInfo:
         with self.store.session() as s:
             j = self._job(s, ref)
             if set(changes) - {"paused"}:
                 self._acts_as(user, j.owner, f"change what job {j.name!r} runs")
             self._visible(user, j.owner)
-            path = self._notebook(changes.get("notebook_path", j.notebook_path))
+            if upload is not None:
+                path = upload
+            elif "notebook_path" in changes:
+                path = self._notebook(changes["notebook_path"])
+                changes["stored_notebook"] = False  # back to the workspace's file
+            else:
+                path = self._job_notebook(j)
             if "parameters" in changes:
                 changes["parameters"] = validate_parameters(
                     infer_parameters(path), changes["parameters"] or {}
@@ -336,6 +414,10 @@ class JobService:
                 changes["owner"] = self._team_owner(user, group)
             for k, v in changes.items():
                 setattr(j, k, v)
+            if upload is not None:
+                j.stored_notebook = True
+                self._keep(upload, j.id)
+                changes["notebook"] = "(uploaded)"
             s.flush()
             self._audit(s, user, "job.update", f"job:{j.name}", ", ".join(sorted(changes)))
             return self._definition_info(j)
@@ -345,6 +427,8 @@ class JobService:
             j = self._job(s, ref)
             self._visible(user, j.owner)
             self._audit(s, user, "job.delete", f"job:{j.name}")
+            if j.stored_notebook:
+                self._stored(j.id).unlink(missing_ok=True)
             s.delete(j)  # its runs stay (job_id becomes NULL): history is never lost
 
     def get_job(self, user: Principal, ref: str) -> JobDefinitionInfo:
@@ -409,17 +493,35 @@ class JobService:
                 )
                 if r is not None:
                     return self.run_info(s, r), False
-        if (req.job is None) == (req.notebook_path is None):
-            raise InvalidRequest("give exactly one of job or notebook_path")
+        if (req.job is None) == (req.notebook_path is None and req.notebook is None):
+            raise InvalidRequest("give exactly one of job or notebook_path (or notebook)")
+        if req.job is not None and req.notebook is not None:
+            raise InvalidRequest("a job runs its own notebook: give job or notebook, not both")
+        upload = self._upload(req.notebook) if req.notebook is not None else None
+        try:
+            return self._submit(user, req, trigger, claim, upload)
+        finally:
+            if upload is not None:
+                upload.unlink(missing_ok=True)
+
+    def _submit(
+        self,
+        user: Principal,
+        req: RunRequest,
+        trigger: str,
+        claim: Callable[[Any, t.Run], None] | None,
+        upload: Path | None,
+    ) -> tuple[RunInfo, bool]:
         job: t.JobDefinition | None = None
         if req.job is not None:
             with self.store.session() as s:
                 job = self._job(s, req.job)
             self._acts_as(user, job.owner, f"run job {job.name!r}")
             rel = job.notebook_path
+            path = self._job_notebook(job)
         else:
-            rel = req.notebook_path or ""
-        path = self._notebook(rel)
+            rel = req.notebook_path or "notebook.ipynb"
+            path = upload or self._notebook(rel)
         declared = infer_parameters(path)
         given = {**(job.parameters if job else {}), **req.parameters}
         params = validate_parameters(declared, given)
@@ -437,7 +539,8 @@ class JobService:
             kernel_name=kernel, executor=job.executor if job else self.default_executor,
             trigger=trigger, triggered_by=user.name, idempotency_key=req.idempotency_key,
             timeout_s=req.timeout_s or (job.timeout_s if job else None), host=self.host,
-            progress={"output_formats": formats})  # fmt: skip
+            progress={"output_formats": formats,
+                      **({"uploaded": True} if upload else {})})  # fmt: skip
         run_dir = self.runs_dir / run.id
         run_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -476,8 +579,15 @@ class JobService:
             base = dict(r.parameters)
             rel, kernel, timeout = r.notebook_path, r.kernel_name, r.timeout_s
             formats = r.progress.get("output_formats", [])
+            uploaded = bool(r.progress.get("uploaded"))
+        content = None
+        if uploaded and not job_ref:  # it has no file to read again: the same notebook
+            import json
+
+            content = json.loads((self.runs_dir / run_id / OUTPUT_FILES["input"]).read_text())
         req = RunRequest(
             job=job_ref,
+            notebook=content,
             notebook_path=None if job_ref else rel,
             parameters={**base, **(parameters or {})},
             kernel_name=kernel,
@@ -594,7 +704,8 @@ class JobService:
                 return None
             r = self._run(s, run_id)
             formats = r.progress.get("output_formats", [])
-            r.progress = {"output_formats": formats, "cell": 0, "of": None}
+            kept = {k: r.progress[k] for k in ("uploaded",) if k in r.progress}
+            r.progress = {"output_formats": formats, "cell": 0, "of": None, **kept}
             run_dir = self.runs_dir / run_id
             timeout = r.timeout_s
             env = {
@@ -605,6 +716,8 @@ class JobService:
                 "DATAOPS_RUN_ID": run_id,
             }
             nb_dir = (self.root / r.notebook_path).resolve().parent
+            if not nb_dir.is_dir() or not nb_dir.is_relative_to(self.root):
+                nb_dir = run_dir  # an uploaded notebook from elsewhere: its run's own folder
             job = {
                 "run_id": run_id, "notebook": r.notebook_path,
                 "input_path": str(run_dir / OUTPUT_FILES["input"]),
@@ -687,7 +800,8 @@ class JobService:
             parameters=r.parameters, kernel_name=r.kernel_name, executor=r.executor,
             trigger="retry", triggered_by=r.triggered_by, retry_of=r.id,
             attempt=r.attempt + 1, timeout_s=r.timeout_s, host=host,
-            progress={"output_formats": r.progress.get("output_formats", [])},
+            progress={k: r.progress[k] for k in ("output_formats", "uploaded")
+                      if k in r.progress},
             not_before=utcnow() + timedelta(seconds=backoff),
             outputs={"input": OUTPUT_FILES["input"]})  # fmt: skip
         retry_dir = self.runs_dir / retry.id

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -153,6 +154,8 @@ class JobDefinition(Base):
     catchup: Mapped[str] = mapped_column(String(8), default="once")
     # {"on": [...], "webhooks": [...], "emails": [...]} (models.NotifySettings), or None.
     notify: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The job keeps its own copy of the notebook (uploaded; team mode), not a workspace file.
+    stored_notebook: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

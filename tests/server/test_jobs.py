@@ -511,3 +511,46 @@ async def test_a_null_for_a_field_that_cannot_be_empty_is_a_400_naming_it(jobs, 
     # Nulls that mean "none" still clear: no schedule, no timeout, no notifications.
     code, body = await api("PATCH", "jobs/nightly", {"schedule": None, "timeout_s": None})
     assert code == 200 and body["schedule"] is None
+
+
+def _content(*cells: str) -> dict[str, Any]:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "P"}
+    p = nbformat.v4.new_code_cell("who = 'nobody'")
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, *(nbformat.v4.new_code_cell(c) for c in cells)]
+    return json.loads(nbformat.writes(nb))
+
+
+async def test_notebooks_sent_in_the_request_run_and_jobs_keep_their_copy(jobs, api, jp_fetch):
+    # What a user's server sends the team's service: the notebook itself, not a path.
+    nb = _content("print('SENT', who)")
+    code, run = await api(
+        "POST", "runs", {"notebook_path": "home/ann/x.ipynb", "notebook": nb,
+                         "parameters": {"who": "ann"}},
+    )  # fmt: skip
+    assert code == 201, run
+    assert (await wait_for(api, run["id"]))["status"] == "succeeded"
+    log = (await jp_fetch("dataops", "api", "v1", "runs", run["id"], "outputs", "log")).body
+    assert b"SENT ann" in log
+    code, again = await api("POST", f"runs/{run['id']}/rerun", {"parameters": {"who": "bo"}})
+    assert code == 201, again
+    assert (await wait_for(api, again["id"]))["status"] == "succeeded"
+    log = (await jp_fetch("dataops", "api", "v1", "runs", again["id"], "outputs", "log")).body
+    assert b"SENT bo" in log
+
+    code, job = await api("POST", "jobs", {"name": "kept", "notebook_path": "nb/hello.ipynb",
+                                           "notebook": nb})  # fmt: skip
+    assert code == 201, job
+    code, patched = await api("PATCH", "jobs/kept", {"notebook": _content("print('V2', who)")})
+    assert code == 200
+    code, run = await api("POST", "runs", {"job": "kept"})
+    assert (await wait_for(api, run["id"]))["status"] == "succeeded"
+    log = (await jp_fetch("dataops", "api", "v1", "runs", run["id"], "outputs", "log")).body
+    assert b"V2 nobody" in log and b"hello world" not in log  # its copy, not the file
+
+    bad = {**nb, "cells": [{"cell_type": "code", "source": 5}]}
+    code, body = await api("POST", "runs", {"notebook_path": "x.ipynb", "notebook": bad})
+    assert code == 400 and body["error"]["details"]["field"] == "notebook"
+    code, body = await api("POST", "runs", {"job": "kept", "notebook": nb})
+    assert code == 400

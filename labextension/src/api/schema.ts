@@ -652,6 +652,14 @@ export interface components {
              */
             max_retries: number | null;
             /**
+             * Notebook
+             * @description A new copy of the notebook the job keeps.
+             * @default null
+             */
+            notebook: {
+                [key: string]: unknown;
+            } | null;
+            /**
              * Notebook Path
              * @default null
              */
@@ -749,6 +757,14 @@ export interface components {
             max_retries: number;
             /** Name */
             name: string;
+            /**
+             * Notebook
+             * @description The notebook itself, kept with the definition (nbformat 4 JSON), instead of a file of the server's workspace; notebook_path is then where it came from. What a user's server sends the team's service, whose workspace holds no user's notebooks.
+             * @default null
+             */
+            notebook: {
+                [key: string]: unknown;
+            } | null;
             /**
              * Notebook Path
              * @description Relative to the workspace root.
@@ -1098,6 +1114,14 @@ export interface components {
              * @default null
              */
             kernel_name: string | null;
+            /**
+             * Notebook
+             * @description The notebook itself (nbformat 4 JSON) instead of a file of the server's workspace; notebook_path is then where it came from. What a user's server sends the team's service, whose workspace holds no user's notebooks.
+             * @default null
+             */
+            notebook: {
+                [key: string]: unknown;
+            } | null;
             /**
              * Notebook Path
              * @description Or a notebook to run once.
