@@ -5,12 +5,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import uuid
+from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Instance
 
-from .client import SCHEME_ENV, TOKEN_ENV, URL_ENV
+from .client import ROOT_ENV, SCHEME_ENV, TOKEN_ENV, URL_ENV
 from .handlers import handlers
 from .platform import Platform
 from .settings import DataOps
@@ -70,8 +71,10 @@ class DataOpsApp(ExtensionApp):
     def _export_client_env(self) -> None:
         # Kernels call the service themselves, with the Hub API token they inherit from this
         # server; no secret is copied anywhere.
+        assert self.serverapp is not None
         os.environ[URL_ENV] = self.client_of
         os.environ[SCHEME_ENV] = "token"
+        os.environ[ROOT_ENV] = str(Path(self.serverapp.root_dir).expanduser().resolve())
 
     def _use_hub_directory(self) -> None:
         """Groups of users who are not the one asking (a kernel's or a job's token, scheduled

@@ -22,6 +22,8 @@ TOKEN_ENV = "JUPYTER_DATAOPS_TOKEN"
 # "token" in team mode: kernels send their JupyterHub API token to the DataOps service.
 SCHEME_ENV = "JUPYTER_DATAOPS_AUTH_SCHEME"
 HUB_TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
+# Team mode: the user's server's root, where the notebooks the service has not are.
+ROOT_ENV = "JUPYTER_DATAOPS_ROOT"
 API_PREFIX = "dataops/api/v1/"
 
 
@@ -373,11 +375,14 @@ def run_notebook(
     import time
 
     c = connect()
-    run = c.request(
-        "POST",
-        "runs",
-        {"notebook_path": path, "parameters": parameters or {}, "timeout_s": timeout_s},
-    )
+    body: dict[str, Any] = {"notebook_path": path, "parameters": parameters or {},
+                            "timeout_s": timeout_s}  # fmt: skip
+    if os.environ.get(SCHEME_ENV) == "token":
+        # Team mode: the service holds no user's notebooks; the notebook goes with the run.
+        root = os.environ.get(ROOT_ENV) or os.getcwd()
+        with open(os.path.join(root, path), encoding="utf-8") as f:
+            body["notebook"] = json.load(f)
+    run = c.request("POST", "runs", body)
     while wait and run["status"] not in TERMINAL:
         time.sleep(poll_s)
         run = c.request("GET", f"runs/{run['id']}")

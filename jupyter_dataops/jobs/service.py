@@ -64,6 +64,31 @@ class RunSpec:
     owner: str = ""  # whose rights it runs with (a user, or group:<name>)
 
 
+def notebook_file(root: Path, rel: str) -> Path:
+    """A notebook a user names in a workspace: inside it, not in its state directory, a file."""
+    p = workspace_path(root, rel, "notebooks")
+    if p.suffix != ".ipynb":
+        raise InvalidRequest(f"{rel} is not a notebook (.ipynb)")
+    if not p.is_file():
+        raise InvalidRequest(f"notebook not found: {rel}")
+    return p
+
+
+def notebook_parameters(path: Path, rel: str) -> NotebookParameters:
+    """A notebook's parameters (its ``parameters`` cell), and the kernel its runs would use."""
+    declared = (read_notebook(path).metadata.get("kernelspec") or {}).get("name")
+    try:
+        kernel: str | None = JobService._kernel(declared, None)
+    except InvalidRequest:
+        kernel = None
+    return NotebookParameters(
+        notebook_path=rel,
+        parameters=[ParameterInfo(name=k, **v) for k, v in infer_parameters(path).items()],
+        notebook_kernel=declared,
+        kernel_name=kernel,
+    )
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -141,12 +166,7 @@ class JobService:
         return user.name in self._admins()
 
     def _notebook(self, rel: str) -> Path:
-        p = workspace_path(self.root, rel, "notebooks")
-        if p.suffix != ".ipynb":
-            raise InvalidRequest(f"{rel} is not a notebook (.ipynb)")
-        if not p.is_file():
-            raise InvalidRequest(f"notebook not found: {rel}")
-        return p
+        return notebook_file(self.root, rel)
 
     @staticmethod
     def _kernel(nb_kernel: str | None, asked: str | None) -> str:
@@ -202,18 +222,7 @@ class JobService:
 
     def parameters(self, rel: str) -> NotebookParameters:
         """A notebook's parameters, and the kernel its runs use by default."""
-        path = self._notebook(rel)
-        declared = (read_notebook(path).metadata.get("kernelspec") or {}).get("name")
-        try:
-            kernel: str | None = self._kernel(declared, None)
-        except InvalidRequest:
-            kernel = None
-        return NotebookParameters(
-            notebook_path=rel,
-            parameters=[ParameterInfo(name=k, **v) for k, v in infer_parameters(path).items()],
-            notebook_kernel=declared,
-            kernel_name=kernel,
-        )
+        return notebook_parameters(self._notebook(rel), rel)
 
     @staticmethod
     def _owns(user: Principal, owner: str) -> bool:
