@@ -146,6 +146,14 @@ class DataOpsHandler(ExtensionHandlerMixin, APIHandler):
             return _TokenAuthorizer()
         return super().authorizer
 
+    def check_xsrf_cookie(self) -> None:
+        # Tornado calls this before prepare() (and JupyterHub's identity provider replaces
+        # Jupyter Server's version, which waits for the user): the check belongs after
+        # authentication, and header tokens (no cookie a site could send) need none.
+        if not hasattr(self, "_jupyter_current_user") or self.token_authenticated:
+            return None
+        return super().check_xsrf_cookie()
+
     async def prepare(self) -> None:  # type: ignore[override]
         """Authenticate (401), check the credential's scope (403), resolve the principal.
 

@@ -91,7 +91,7 @@ class ForwardHandler(APIHandler):
                 f"no {HUB_TOKEN_ENV} to call the service with (team mode needs JupyterHub)",
             )
             return  # fmt: skip
-        url = self.service_url + API_PREFIX.lstrip("/") + path
+        url = self.service_url + API_PREFIX.lstrip("/") + "/" + path
         if self.request.query:
             url += "?" + self.request.query
         headers = {k: v for k in _PASS if (v := self.request.headers.get(k))}

