@@ -9,6 +9,7 @@ multi-user identity provider (tests/server/identities.py), as they come from Jup
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import urllib.parse
@@ -110,13 +111,44 @@ def _notebook(path: Path) -> None:
     nbformat.write(nb, path)
 
 
+@pytest.fixture(params=["personal", "service"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """The same matrix on a personal server and on the team's service (configured as
+    `jupyter dataops serve` configures it: its authorizer, its standalone users file)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def jp_server_config(store_url: str) -> dict[str, Any]:
+def jp_server_config(store_url: str, mode: str, tmp_path: Path) -> dict[str, Any]:
+    if mode == "personal":
+        return server_config(
+            store_url,
+            ServerApp={"identity_provider_class": "tests.server.identities.HeaderUsers"},
+            DataOps={"warm_kernels": 0, "job_workers": 1},
+        )
+    from jupyter_dataops.team.service import ServiceAuthorizer, TokenFileUsers
+
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({
+        name: {"token_sha256": hashlib.sha256(f"user-{name}".encode()).hexdigest(), "groups": []}
+        for name in ("ada", "bob", "root")
+    }))  # fmt: skip
     return server_config(
         store_url,
-        ServerApp={"identity_provider_class": "tests.server.identities.HeaderUsers"},
-        DataOps={"warm_kernels": 0, "job_workers": 1},
+        ServerApp={
+            "identity_provider_class": TokenFileUsers,
+            "authorizer_class": ServiceAuthorizer,
+        },
+        TokenFileUsers={"users_file": str(users)},
+        DataOps={"mode": "service", "warm_kernels": 0, "job_workers": 1},
     )
+
+
+def expected(mode: str, row: tuple[int, ...]) -> tuple[int, ...]:
+    """The service runs no kernels: a kernel's token is never good there."""
+    if mode == "service":
+        return tuple(401 if c == "kernel" else code for c, code in zip(CALLERS, row, strict=True))
+    return row
 
 
 @pytest.fixture
@@ -126,6 +158,8 @@ def store_url(tmp_path: Path) -> str:
 
 class World:
     """The objects the matrix calls on, all owned by ada, and one credential per caller."""
+
+    mode = "personal"
 
     def __init__(self, serverapp: Any, root: Path) -> None:
         self.app = serverapp
@@ -148,12 +182,16 @@ class World:
     def _dataops(token: str) -> dict[str, str]:
         return {"Authorization": f"DataOps {token}"}
 
-    async def start_kernel(self) -> str:
+    async def start_kernel(self, mode: str) -> str | None:
+        if mode == "service":  # a kernel token signed by the service, for a kernel it has not
+            token = self.platform.tokens.mint("ada", "kernel", kernel_id="not-a-kernel-here")
+            self.headers["kernel"] = self._dataops(token)
+            return None
         km = self.app.kernel_manager
         kernel_id = await km.start_kernel(kernel_name="python3")
         token = km.get_kernel(kernel_id)._launch_args["env"][TOKEN_ENV]
         self.headers["kernel"] = self._dataops(token)
-        return kernel_id
+        return str(kernel_id)
 
     def unique(self, prefix: str) -> str:
         self.n += 1
@@ -212,7 +250,7 @@ class World:
 
 
 @pytest.fixture
-def world(jp_serverapp, http_server_client, jp_root_dir, jp_asyncio_loop):  # type: ignore[no-untyped-def]
+def world(jp_serverapp, http_server_client, jp_root_dir, jp_asyncio_loop, mode):  # type: ignore[no-untyped-def]
     (jp_root_dir / "dataops.yaml").write_text(POLICY)
     (jp_root_dir / "data").mkdir()
     (jp_root_dir / "data" / "flights.csv").write_text("carrier,dep_delay\nAA,5\nUA,70\n")
@@ -220,9 +258,11 @@ def world(jp_serverapp, http_server_client, jp_root_dir, jp_asyncio_loop):  # ty
     run = jp_asyncio_loop.run_until_complete
     run(jp_serverapp.extension_manager.start_extension("jupyter_dataops"))
     w = World(jp_serverapp, jp_root_dir)
-    kernel_id = run(w.start_kernel())
+    kernel_id = run(w.start_kernel(mode))
+    w.mode = mode
     yield w
-    run(jp_serverapp.kernel_manager.shutdown_kernel(kernel_id, now=True))
+    if kernel_id is not None:
+        run(jp_serverapp.kernel_manager.shutdown_kernel(kernel_id, now=True))
 
 
 async def _fetch(jp_fetch, path: str, method: str, headers: dict[str, str], body: Any):  # type: ignore[no-untyped-def]
@@ -239,8 +279,8 @@ async def _fetch(jp_fetch, path: str, method: str, headers: dict[str, str], body
 
 async def test_the_authorization_matrix(world, jp_fetch):
     failures = []
-    for (route, method), expected in MATRIX.items():
-        for caller, want in zip(CALLERS, expected, strict=True):
+    for (route, method), row in MATRIX.items():
+        for caller, want in zip(CALLERS, expected(world.mode, row), strict=True):
             path, body = world.call(route, method, caller)
             resp = await _fetch(jp_fetch, path, method, world.headers[caller], body)
             text = resp.body.decode(errors="replace")

@@ -337,5 +337,75 @@ def test_two_users_one_hub_governed_scheduled_and_shared(hub: Hub) -> None:
     assert ("read", names["bob"], None) in seen
 
 
-def _nb() -> dict[str, Any]:
-    return {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+def test_the_service_answers_hub_and_run_tokens_as_the_matrix_says(hub: Hub) -> None:
+    """A slice of the authorization matrix, with the Hub's own credentials: users' Hub
+    tokens, a run token minted by the service, the service's own Hub token, nobody."""
+    import jwt
+
+    svc_pid = _service_pid(hub)
+    environ = Path(f"/proc/{svc_pid}/environ").read_bytes().split(b"\0")
+    own = dict(e.decode().split("=", 1) for e in environ if b"=" in e)["JUPYTERHUB_API_TOKEN"]
+    key = (hub.team.workspace / ".dataops" / "keys" / "signing").read_bytes()  # we are root
+    sleeper = {"notebook_path": "x.ipynb", "notebook": _nb("import time\ntime.sleep(120)")}
+    code, run = hub.service("alice", "POST", "runs", sleeper)
+    assert code == 201, run
+    deadline = time.monotonic() + 60  # a run token is good while its run is running
+    while hub.service("alice", "GET", f"runs/{run['id']}")[1]["status"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    now = int(time.time())
+    claims = {"iss": "jupyter-dataops", "sub": hub.names["alice"], "scope": f"run:{run['id']}",
+              "iat": now, "exp": now + 600, "jti": "t"}  # fmt: skip
+    run_token = jwt.encode(claims, key, algorithm="HS256")
+    svc = f"{hub.url}/services/dataops/dataops/api/v1/"
+
+    def call(who: str, method: str, path: str, body: Any = None) -> int:
+        if who == "anon":
+            req = urllib.request.Request(svc + path, method=method)
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    return int(r.status)
+            except urllib.error.HTTPError as e:
+                return int(e.code)
+        if who == "run":
+            data = None if body is None else json.dumps(body).encode()
+            headers = {"Authorization": f"DataOps {run_token}", "Content-Type": "application/json"}
+            req = urllib.request.Request(svc + path, method=method, data=data, headers=headers)
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    return int(r.status)
+            except urllib.error.HTTPError as e:
+                return int(e.code)
+        if who == "service":
+            return int(http(method, svc + path, own, body)[0])
+        return int(hub.service(who, method, path, body)[0])
+
+    rows = {
+        ("GET", "status"): {"anon": 401, "service": 401, "alice": 200, "bob": 200, "carol": 200},
+        ("GET", "audit"): {"anon": 401, "service": 401, "alice": 403, "bob": 403, "carol": 200},
+        ("GET", f"runs/{run['id']}"): {"anon": 401, "service": 401, "alice": 200, "bob": 404,
+                                       "carol": 200},
+        ("POST", "jobs"): {"anon": 401, "service": 401, "run": 403},
+        ("GET", "runs"): {"run": 403},
+    }  # fmt: skip
+    got = {}
+    for (method, path), want in rows.items():
+        body = (
+            {"name": "x", "notebook_path": "x.ipynb", "notebook": _nb()}
+            if method == "POST"
+            else None
+        )
+        for who, code in want.items():
+            got[(method, path, who)] = (call(who, method, path, body), code)
+    hub.service("alice", "POST", f"runs/{run['id']}/cancel")
+    wrong = {k: v for k, v in got.items() if v[0] != v[1]}
+    assert not wrong, wrong
+
+
+def _nb(*code: str) -> dict[str, Any]:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "P"}
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in code]
+    return dict(json.loads(nbformat.writes(nb)))
