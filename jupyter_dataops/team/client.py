@@ -72,7 +72,7 @@ class ForwardHandler(APIHandler):
             data = json.loads(body)
         except ValueError:
             return body  # the service answers the 400
-        if not isinstance(data, dict) or data.get("job") or "notebook" in data:
+        if not isinstance(data, dict) or data.get("job") or data.get("notebook") is not None:
             return body
         rel = data.get("notebook_path")
         if not isinstance(rel, str):

@@ -279,6 +279,17 @@ def _free(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
+def free_port_block() -> int:
+    """A port P for a team: P, P+1, P+81, P+90 and P+786 (see jupyterhub_config.py) free."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port + 800 < 65000 and all(_free(port + k) for k in (0, 1, 81, 90, 786)):
+            return port
+    raise RuntimeError("no free block of ports on 127.0.0.1")
+
+
 @dataclass
 class Running:
     team: Team

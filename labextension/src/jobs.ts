@@ -180,6 +180,7 @@ export class JobsModel extends PolledModel {
       this.client.submitRun({
         job: job.name,
         notebook_path: null,
+        notebook: null,
         idempotency_key: null,
         kernel_name: null,
         output_formats: null,

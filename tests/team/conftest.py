@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,15 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 TEAM_TEST_DIR = REPO / ".team-test"
 
 
-def free_port_block(n: int = 800) -> int:
-    """A port P with P .. P+n free enough for a team (the Hub uses P, P+1, P+81, P+90, ...)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port + n < 65000 and all(stack._free(port + k) for k in (0, 1, 81, 90, 786)):
-            return port
-    raise RuntimeError("no free block of ports")
+free_port_block = stack.free_port_block
 
 
 @pytest.fixture(scope="session")

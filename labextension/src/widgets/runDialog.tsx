@@ -121,6 +121,7 @@ export class RunForm extends ReactWidget {
       }
       this._run = await this._client.submitRun({
         notebook_path: this.path,
+        notebook: null, // the server reads it (in team mode, the user's server sends it)
         parameters: this._parameters(),
         job: null,
         idempotency_key: null,
