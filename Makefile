@@ -17,7 +17,7 @@ BUILD_DEPS := "hatchling>=1.5" "hatch-jupyter-builder>=0.5" "hatch-nodejs-versio
 SOURCES    := pyproject.toml labextension/package.json labextension/yarn.lock
 LAB_ARGS   ?=
 
-.PHONY: lab test lint fmt ui-deps bench openapi clean
+.PHONY: lab test lint fmt ui-deps bench openapi clean team
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ lab: $(VENV)/.lab
 	cd notebooks && $(BIN)/jupyter lab --ServerApp.root_dir=. --ServerApp.allow_root=True \
 	    --LabApp.default_url=/lab/tree/welcome.ipynb $(LAB_ARGS)
 
+# Team mode on this machine (needs root): JupyterHub, the proxy, the DataOps service as its own
+# user on PostgreSQL, Dask; users alice, erin (analysts), bob (ops), carol. See docs/team.md.
+TEAM_DIR ?= .team
+team: $(VENV)/.lab
+	$(PY) -m jupyter_dataops.team.stack --dir $(TEAM_DIR)
+
 lint: $(VENV)/.test
 	$(BIN)/ruff check jupyter_dataops tests bench
 	$(BIN)/ruff format --check jupyter_dataops tests bench
@@ -63,4 +69,5 @@ bench: $(VENV)/.test
 	$(PY) bench/pull.py
 
 clean:
-	rm -rf $(VENV) labextension/node_modules labextension/lib jupyter_dataops/labextension
+	rm -rf $(VENV) labextension/node_modules labextension/lib jupyter_dataops/labextension \
+	    .team-test

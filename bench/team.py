@@ -152,10 +152,13 @@ def main() -> int:
 
         emb = Client(emb_url, token, scheme="token")
         via = Client(f"{team.url}/services/dataops/", service_token, scheme="token")
-        pulls: dict[str, list[float]] = {"embedded": [], "team": []}
+        # Diagnostic, outside the targets: the service without the proxy in between.
+        direct = Client(f"http://127.0.0.1:{team.port + 90}/services/dataops/", service_token,
+                        scheme="token")  # fmt: skip
+        pulls: dict[str, list[float]] = {"embedded": [], "team": [], "direct": []}
         rows = 0
         for _ in range(args.repeat + 1):  # interleaved; the first of each is a warm-up
-            for name, client in (("embedded", emb), ("team", via)):
+            for name, client in (("embedded", emb), ("team", via), ("direct", direct)):
                 t, rows = pull(client)
                 pulls[name].append(t)
 
@@ -178,8 +181,9 @@ def main() -> int:
     best = {k: min(v[1:]) for k, v in pulls.items()}
     p50 = {"embedded": statistics.median(emb_runs), "team": statistics.median(team_runs)}
     print(f"\ngoverned pull of {rows:,} rows (of {args.rows:,}), best of {args.repeat}:")
-    for k in ("embedded", "team"):
+    for k in ("embedded", "team", "direct"):
         print(f"  {k:9} {best[k]:.3f} s  {rows / best[k] / 1e6:.2f}M rows/s")
+    print("  (direct: the service without the proxy in between; not a target)")
     pull_ratio = best["embedded"] / best["team"]
     print(f"  team / embedded throughput: {pull_ratio:.2f}  (target >= {TARGET_PULL})")
     print(f"\ntrivial run, submit -> finished, p50 of {args.single}:")
