@@ -346,6 +346,13 @@ def test_the_service_answers_hub_and_run_tokens_as_the_matrix_says(hub: Hub) -> 
     environ = Path(f"/proc/{svc_pid}/environ").read_bytes().split(b"\0")
     own = dict(e.decode().split("=", 1) for e in environ if b"=" in e)["JUPYTERHUB_API_TOKEN"]
     key = (hub.team.workspace / ".dataops" / "keys" / "signing").read_bytes()  # we are root
+    # The service learns the groups of users who are not asking (job owners) from the Hub,
+    # with its own token (its role: read:users:groups).
+    from jupyter_dataops.team.hub import HubDirectory
+
+    directory = HubDirectory(f"{hub.url}/hub/api", own)
+    assert directory.groups_of(hub.names["alice"]) == ("analysts",)
+    assert directory.groups_of(hub.names["carol"]) == ()
     sleeper = {"notebook_path": "x.ipynb", "notebook": _nb("import time\ntime.sleep(120)")}
     code, run = hub.service("alice", "POST", "runs", sleeper)
     assert code == 201, run
