@@ -72,8 +72,9 @@ def pull(client: Client) -> tuple[float, int]:
     return elapsed, table.num_rows
 
 
-def runs(submit: Any, get: Any, n: int) -> list[float]:
-    """``n`` trivial runs one after another (after one warm-up): submit -> finished_at."""
+def runs(submit: Any, get: Any, n: int, parts: list[dict[str, float]]) -> list[float]:
+    """``n`` trivial runs one after another (after one warm-up): submit -> finished_at.
+    ``parts`` gets each run's breakdown: submit -> created -> started -> finished."""
     out = []
     for i in range(n + 1):
         t0 = time.time()
@@ -84,7 +85,9 @@ def runs(submit: Any, get: Any, n: int) -> list[float]:
         if run["status"] != "succeeded":
             raise RuntimeError(f"run {run['id']} {run['status']}: {run.get('error')}")
         if i:
-            out.append(ts(run["finished_at"]) - t0)
+            c, st, f = (ts(run[k]) for k in ("created_at", "started_at", "finished_at"))
+            out.append(f - t0)
+            parts.append({"to_created": c - t0, "queued": st - c, "executing": f - st})
         time.sleep(0.5)  # the warm pool refills between runs, as in bench/jobs.py
     return out
 
@@ -164,15 +167,18 @@ def main() -> int:
 
         emb_api = emb_url + "dataops/api/v1/"
         user_api = f"{team.url}/user/{USER}/dataops/api/v1/"
+        parts: dict[str, list[dict[str, float]]] = {"embedded": [], "team": []}
         emb_runs = runs(
             lambda: http("POST", emb_api + "runs", token, {"notebook_path": "trivial.ipynb"}),
             lambda i: http("GET", emb_api + f"runs/{i}", token),
             args.single,
+            parts["embedded"],
         )
         team_runs = runs(
             lambda: http("POST", user_api + "runs", server_token,
                          {"notebook_path": "trivial.ipynb"}),
-            lambda i: http("GET", user_api + f"runs/{i}", server_token), args.single)  # fmt: skip
+            lambda i: http("GET", user_api + f"runs/{i}", server_token), args.single,
+            parts["team"])  # fmt: skip
     finally:
         stop(proc)
         if running is not None:
@@ -188,7 +194,11 @@ def main() -> int:
     print(f"  team / embedded throughput: {pull_ratio:.2f}  (target >= {TARGET_PULL})")
     print(f"\ntrivial run, submit -> finished, p50 of {args.single}:")
     for k, xs in (("embedded", emb_runs), ("team", team_runs)):
-        print(f"  {k:9} p50 {p50[k]:.3f} s  (min {min(xs):.3f}, max {max(xs):.3f})")
+        med = {p: statistics.median(d[p] for d in parts[k]) for p in parts[k][0]}
+        print(
+            f"  {k:9} p50 {p50[k]:.3f} s  (min {min(xs):.3f}, max {max(xs):.3f}); medians: "
+            + ", ".join(f"{p} {v * 1000:.0f} ms" for p, v in med.items())
+        )
     run_ratio = p50["team"] / p50["embedded"]
     print(f"  team / embedded latency: {run_ratio:.2f}  (target <= {TARGET_RUN})")
     print(json.dumps({"pull_ratio": round(pull_ratio, 3), "run_ratio": round(run_ratio, 3),
