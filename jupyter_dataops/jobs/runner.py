@@ -486,7 +486,10 @@ def run_on_worker(
     except Exception:  # not in a worker (called directly)
         pass
     tmp = Path(tempfile.mkdtemp(prefix=f"dataops-run-{job['run_id']}-", dir=local_dir))
-    cwd = job["cwd"] if os.path.isdir(job["cwd"]) else str(tmp)
+    # The notebook's folder when this worker shares it (and may enter it: a worker of the
+    # team's service may not), else the run's temporary folder.
+    shared = os.path.isdir(job["cwd"]) and os.access(job["cwd"], os.R_OK | os.X_OK)
+    cwd = job["cwd"] if shared else str(tmp)
     wjob = {
         **job,
         "input_path": str(tmp / "input.ipynb"),

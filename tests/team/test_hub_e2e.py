@@ -274,6 +274,21 @@ def test_two_users_one_hub_governed_scheduled_and_shared(hub: Hub) -> None:
     code, body = http("POST", svc + "jobs", taken, steal)
     assert code == 403, body
 
+    # On the Dask worker too, a job kernel holds nothing of the service's.
+    probe = f"PATHS = {paths!r}\n" + PROBES
+    dask_job = {"name": "on-dask", "notebook_path": "probe.ipynb", "executor": "dask",
+                "notebook": _nb(probe)}  # fmt: skip
+    assert hub.service("alice", "POST", "jobs", dask_job)[0] == 201
+    code, run = hub.service("alice", "POST", "runs", {"job": "on-dask"})
+    assert code == 201, run
+    done = hub.wait_run("alice", run["id"])
+    assert done["status"] == "succeeded" and done["progress"].get("worker"), done
+    code, log = hub.service("alice", "GET", f"runs/{run['id']}/outputs/log")
+    on_dask = json.loads(str(log).split("RESULT ", 1)[1].splitlines()[0])
+    assert on_dask["origins"] == ["JFK", "LGA"] and on_dask["user"] == hub.team.jobs_user
+    for name in ("parquet", "key", "store_dir", "service_env"):
+        assert on_dask[name] == "denied", (name, on_dask)
+
     # A Hub user in no group: a 403 that says why.
     code, body = hub.service("carol", "POST", "datasets/flights/pull", {})
     assert code == 403 and "grant" in body["error"]["message"], body
