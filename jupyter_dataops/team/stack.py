@@ -169,8 +169,8 @@ def make_venv(team: Team) -> None:
     _run(*pip, "install", *BUILD_DEPS)
     # The build hook finds jlpm (JupyterLab's yarn) on the PATH; the front end is built once.
     env = {**os.environ, "PATH": f"{team.venv / 'bin'}:{os.environ.get('PATH', '')}"}
-    _run(*pip, "install", "--no-build-isolation", "-e", f"{REPO}[postgres,demo,dask,team]", cwd=REPO,
-         env=env)  # fmt: skip
+    here = f"{REPO}[postgres,demo,dask,team]"
+    _run(*pip, "install", "--no-build-isolation", "-e", here, cwd=REPO, env=env)
     _run(team.venv / "bin" / "jupyter", "labextension", "develop", "--overwrite", REPO,
          stdout=subprocess.DEVNULL, env=env)  # fmt: skip
     stamp.touch()
@@ -357,8 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", default=str(REPO / ".team"), help="where it lives")
     ap.add_argument("--port", type=int, default=int(os.environ.get("PORT", "18000")))
     ap.add_argument("--no-dask", action="store_true", help="no Dask scheduler and worker")
-    ap.add_argument("--db-url", default=os.environ.get("DB_URL", Team.db_url),
-                    help="the service's store (a PostgreSQL URL; the database is created)")  # fmt: skip
+    ap.add_argument(
+        "--db-url",
+        default=os.environ.get("DB_URL", Team.db_url),
+        help="the service's store (a PostgreSQL URL; the database is created)",
+    )
     args = ap.parse_args(argv)
     team = Team(Path(args.dir).resolve(), port=args.port, dask=not args.no_dask,
                 db_url=args.db_url)  # fmt: skip
