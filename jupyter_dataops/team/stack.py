@@ -63,8 +63,11 @@ datasets:
 grants:
   - description: analysts read the flights from JFK and LGA
     groups: [analysts]
-    datasets: [flights, airlines]
+    datasets: [flights]
     row_filter: "origin IN ('JFK', 'LGA')"
+  - description: analysts read the airlines
+    groups: [analysts]
+    datasets: [airlines]
   - description: operations read every flight
     groups: [ops]
     tags: [demo]
@@ -98,7 +101,7 @@ class Team:
     dask: bool = True
     driver_token: str = ""
     service_args: str = ""
-    admin: str = ""  # the policy's admin (default: the first user)
+    admin: str = "bob"  # the policy's admin (reads the audit log)
     venv_dir: Path | None = None  # default: <dir>/venv
     node_dir: Path | None = None  # default: <dir>/node
 
@@ -248,7 +251,7 @@ def prepare(team: Team) -> None:
     install_proxy(team)
     for name in [team.service_user, team.jobs_user, *team.users]:
         ensure_user(name)
-    make_workspace(team, team.admin or next(iter(team.users)))
+    make_workspace(team, team.admin if team.admin in team.users else next(iter(team.users)))
     make_database(team)
 
 
