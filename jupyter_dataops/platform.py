@@ -79,6 +79,12 @@ class Platform:
             notifier=self.notifier,
             outputs_url=settings.outputs_url,
         )
+        from .dashboards.service import DashboardService
+
+        self.dashboards = DashboardService(
+            self.store, self.jobs, self.root, lambda: self.workspace_config().admins
+        )
+        self.jobs.on_run_end.append(self.dashboards.run_ended)
 
     def start_query(self, fn: Callable[[], T]) -> asyncio.Future[T]:
         """Start data-plane work in the query pool; await the result later."""
@@ -228,6 +234,7 @@ class Platform:
 
     def close(self) -> None:
         self._query_pool.shutdown(wait=False, cancel_futures=True)
+        self.dashboards.close()  # renders under way finish (a CLI run's too)
         self.notifier.close()  # deliveries under way finish and are recorded
         self.jobs.stop_dispatching()
         self.store.close()

@@ -6,6 +6,14 @@ from typing import Any
 
 from .audit import AuditHandler
 from .base import API_PREFIX, DataOpsHandler, NotFoundHandler
+from .dashboards import (
+    DashboardHandler,
+    DashboardsHandler,
+    RendersHandler,
+    ShareHandler,
+    SharesHandler,
+    SubscriptionHandler,
+)
 from .datasets import (
     DatasetHandler,
     DatasetsHandler,
@@ -25,6 +33,7 @@ from .jobs import (
     RunsHandler,
 )
 from .openapi import OpenAPIHandler
+from .pages import ASSETS_KWARGS, ASSETS_PATH, PAGES, PAGES_PREFIX, AssetsHandler
 from .status import StatusHandler
 from .token import TokenRenewHandler
 from .workspace import ValidateConfigHandler
@@ -48,11 +57,20 @@ RESOURCES: list[type[DataOpsHandler]] = [
     LogHandler,
     OutputHandler,
     TokenRenewHandler,
+    DashboardsHandler,
+    DashboardHandler,
+    RendersHandler,
+    SharesHandler,
+    ShareHandler,
+    SubscriptionHandler,
     OpenAPIHandler,
 ]
 
 
-def handlers() -> list[tuple[str, type[Any]]]:
-    routes: list[tuple[str, type[Any]]] = [(f"{API_PREFIX}/{h.path}", h) for h in RESOURCES]
+def handlers() -> list[tuple[Any, ...]]:
+    routes: list[tuple[Any, ...]] = [(f"{API_PREFIX}/{h.path}", h) for h in RESOURCES]
     routes.append((f"{API_PREFIX}(?:/.*)?", NotFoundHandler))
+    # Pages for browsers: the dashboards' index, published views, share links, and assets.
+    routes.append((f"{PAGES_PREFIX}/{ASSETS_PATH}", AssetsHandler, ASSETS_KWARGS))
+    routes += [(f"{PAGES_PREFIX}/{h.path}" if h.path else f"{PAGES_PREFIX}/?", h) for h in PAGES]
     return routes
