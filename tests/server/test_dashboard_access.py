@@ -211,3 +211,17 @@ async def test_browsers_without_credentials_go_to_the_login_page(board, jp_fetch
     resp = await jp_fetch("dataops", "dashboards", "sales", raise_error=False,
                           follow_redirects=False, headers=bad)  # fmt: skip
     assert resp.code == 401 and resp.headers["WWW-Authenticate"]
+
+
+async def test_the_index_lists_what_this_viewer_may_see(board, jp_fetch):
+    async def index(headers: dict[str, str]) -> str:
+        resp = await jp_fetch("dataops", "dashboards", "", headers=headers, raise_error=False)
+        assert resp.code == 200
+        return resp.body.decode()
+
+    html = await index(GRACE)
+    assert 'data-slug="sales"' in html and "Secret sales" in html
+    assert "updated 20" in html  # when its view was last updated
+    assert "Delays by carrier The report of the week" in html  # a preview of its text
+    html = await index({"Authorization": "token user-carol"})
+    assert "Secret sales" not in html and "No dashboard is shared with you yet" in html
