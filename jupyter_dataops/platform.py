@@ -137,7 +137,7 @@ class Platform:
         running, as the token's user.
         """
         scope = claims["scope"]
-        if scope == "kernel":
+        if scope in ("kernel", "live"):  # live: a dashboard's live kernel (see dashboards/live.py)
             return self.kernel_alive(str(claims.get("kid", "")))
         if scope.startswith("run:"):
             with self.store.session() as s:
@@ -156,7 +156,7 @@ class Platform:
         except TokenError as e:
             raise Unauthorized(e.message, details={"reason": e.reason}) from None
         if not self.token_lives(claims):
-            what = "kernel" if claims["scope"] == "kernel" else "run"
+            what = "run" if claims["scope"].startswith("run:") else "kernel"
             raise Unauthorized(
                 f"the token's {what} is no longer running: it cannot be renewed",
                 details={"reason": "gone"},

@@ -16,6 +16,7 @@ Blocking (store, files, nbconvert): call through the platform's pools.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 import shutil
@@ -86,6 +87,43 @@ class View:
 
     page: Path
     header: render.Header
+
+
+@dataclass
+class LiveRun:
+    """What a viewer's live view executes, and where."""
+
+    slug: str
+    viewer: str
+    notebook: Any  # the nbformat notebook, parameters injected
+    notebook_path: str  # in the workspace: its directory is the kernel's
+    kernel_name: str
+    parameters: dict[str, Any]
+
+
+def parse_query(declared: dict[str, dict[str, Any]], query: dict[str, list[bytes]]) -> dict:
+    """Query-string values as the notebook's parameters: text for ``str`` parameters, Python
+    literals for the others (as papermill's ``-p``); typed by :func:`validate_parameters`."""
+    from ..jobs.parameters import parse_cli_value
+
+    out: dict[str, Any] = {}
+    for name, values in query.items():
+        try:
+            text = values[-1].decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequest(f"parameter {name!r} is not UTF-8 text",
+                                 details={"parameter": name}) from None  # fmt: skip
+        if any(ord(ch) < 32 for ch in text):
+            raise InvalidRequest(f"parameter {name!r} has control characters",
+                                 details={"parameter": name})  # fmt: skip
+        kind = (declared.get(name) or {}).get("type")
+        if kind == "str":
+            out[name] = text
+        elif kind == "bool" and text.lower() in ("true", "false", "1", "0", "yes", "no"):
+            out[name] = text.lower() in ("true", "1", "yes")
+        else:
+            out[name] = parse_cli_value(text)
+    return out
 
 
 class NoView(Exception):
@@ -508,6 +546,48 @@ class DashboardService:
                     "this run's view could not be rendered; the server log says why", False
                 )
         return View(page, header)
+
+    # -- the live view --------------------------------------------------------------------------
+    def live_run(self, user: Principal, slug: str, query: dict[str, list[bytes]]) -> LiveRun:
+        """What a viewer's live view executes: the notebook of the view's run, with that run's
+        parameters and the query string's, validated as job parameters are (400 naming the
+        parameter). Audited; raises :class:`Forbidden` as :meth:`view` does."""
+        from ..jobs.parameters import infer_parameters, read_notebook, validate_parameters
+        from ..jobs.service import OUTPUT_FILES
+
+        with self.store.session() as s:
+            d = self._find(s, slug)
+            allowed = d is not None and self.may_view(user, d)
+        if not allowed or d is None:
+            with self.store.session() as s:
+                self._audit(s, user, "dashboard.live", slug, "not a viewer", ok=False)
+            raise Forbidden("you may not see this dashboard, or there is none here")
+        if not d.live:
+            raise NotFound(f"dashboard {slug!r} has no live view; its published view is there")
+        with self.store.session() as s:
+            good = self._good_runs(s, d, 1)
+            if not good:
+                raise NoView("its job has no successful run yet", False)
+            run = good[0]
+            run_id, base, rel = run.id, dict(run.parameters), run.notebook_path
+        path = self.jobs.runs_dir / run_id / OUTPUT_FILES["input"]
+        if not path.exists() and self.jobs.storage is not None:
+            self.jobs.storage.fetch(run_id, OUTPUT_FILES["input"], path)
+        declared = infer_parameters(path)
+        given = parse_query(declared, query)
+        params = validate_parameters(declared, {**base, **given})
+        from papermill.parameterize import parameterize_notebook
+
+        nb = read_notebook(path)
+        nb.metadata.setdefault("papermill", {})  # what papermill's own run sets up
+        for cell in nb.cells:
+            cell.metadata.setdefault("tags", [])
+        nb = parameterize_notebook(nb, params)
+        kernel = (nb.metadata.get("kernelspec") or {}).get("name") or "python3"
+        with self.store.session() as s:
+            reason = f"run {run_id} " + json.dumps(given, sort_keys=True, default=str)
+            self._audit(s, user, "dashboard.live", slug, reason)
+        return LiveRun(slug, user.name, nb, rel, kernel, params)
 
     @staticmethod
     def _datasets_read(s: Any, run_id: str) -> list[tuple[str, str | None]]:

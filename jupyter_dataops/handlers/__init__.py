@@ -73,4 +73,20 @@ def handlers() -> list[tuple[Any, ...]]:
     # Pages for browsers: the dashboards' index, published views, share links, and assets.
     routes.append((f"{PAGES_PREFIX}/{ASSETS_PATH}", AssetsHandler, ASSETS_KWARGS))
     routes += [(f"{PAGES_PREFIX}/{h.path}" if h.path else f"{PAGES_PREFIX}/?", h) for h in PAGES]
+    from .live import live_routes
+
+    routes += live_routes(labextensions_path())
     return routes
+
+
+def labextensions_path() -> list[str]:
+    """Where Voila's page finds the lab extensions (as voila.utils says, without importing
+    Voila at start-up)."""
+    import os
+
+    from .live import data_dirs
+
+    dirs = data_dirs()
+    return [os.path.join(d, "labextensions") for d in dirs] + [
+        os.path.join(d, "voila", "labextensions") for d in dirs
+    ]

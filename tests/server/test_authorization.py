@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from sqlalchemy import select
 from jupyter_dataops.client import TOKEN_ENV
 from jupyter_dataops.handlers import RESOURCES, handlers
 from jupyter_dataops.handlers.base import NotFoundHandler
+from jupyter_dataops.handlers.live import LIVE_PAGES
 from jupyter_dataops.handlers.pages import PAGES
 from jupyter_dataops.models import ShareLinkRequest, SubscriptionRequest
 from jupyter_dataops.store import tables as t
@@ -83,6 +85,8 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("page:{slug}/thumbnail.png", "get"): (302, 403, 403, 403, 200, 403, 200),
     ("page:{slug}/share", "get"): (200, 200, 200, 200, 200, 200, 200),
     ("page:_static/{path}", "get"): (200, 200, 200, 200, 200, 200, 200),
+    ("page:{slug}/live", "get"): (302, 403, 403, 403, 200, 403, 200),
+    ("page:_live/api/kernels/{kernel_id}", "get"): (401, 403, 403, 403, 403, 403, 403),
     **{("(unknown)", m): (401, 404, 404, 404, 404, 404, 404) for m in METHODS},
 }
 
@@ -105,7 +109,7 @@ def test_every_route_has_a_row():
         registered |= {(_template(h.path), m) for m in h.operations}
     assert any(route[1] is NotFoundHandler for route in handlers())
     registered |= {("(unknown)", m) for m in METHODS}
-    for h in PAGES:
+    for h in [*PAGES, *LIVE_PAGES]:
         assert _implemented(h) == set(h.operations), h
         registered |= {(f"page:{_template(h.path)}", m) for m in h.operations}
     registered.add(("page:_static/{path}", "get"))
@@ -214,7 +218,8 @@ class World:
         slug = self.unique("board")
         with self.platform.store.session() as s:
             job = s.scalar(select(t.JobDefinition).where(t.JobDefinition.name == self.job))
-            s.add(t.Dashboard(name=slug, owner="ada", job_id=job.id, title=f"Secret {slug}"))
+            s.add(t.Dashboard(name=slug, owner="ada", job_id=job.id, title=f"Secret {slug}",
+                              live=with_render))  # fmt: skip
             job_id = job.id
         if with_render:
             run_id = self.run("succeeded", host=self.platform.jobs.host)
@@ -254,7 +259,7 @@ class World:
             page = route[5:]
             if page == "_static/{path}":
                 return "page:_static/requirejs/require.js", None
-            return "page:" + page.format(slug=self.board), None
+            return "page:" + page.format(slug=self.board, kernel_id=str(uuid.uuid4())), None
         if route.startswith("dashboards/{slug}"):
             slug = self.board
             if method == "delete" and route == "dashboards/{slug}":
@@ -341,7 +346,8 @@ async def test_the_authorization_matrix(world, jp_fetch):
             if resp.code != want:
                 failures.append(f"{method.upper()} {route} as {caller}: {resp.code} != {want}")
                 continue
-            if resp.code >= 400 and route.startswith("page:"):  # pages: an HTML page
+            html_page = route.startswith("page:") and not route.startswith("page:_live/api")
+            if resp.code >= 400 and html_page:  # pages: an HTML page
                 assert 'class="dops-message"' in text, (route, caller, text)
                 assert "Secret" not in text  # not even the dashboard's title
             elif resp.code >= 400:  # every refusal is the one JSON error shape

@@ -110,3 +110,41 @@ async def _share_link(server, api, browser, port, base_url) -> None:  # type: ig
     assert resp is not None and resp.status == 403
     assert "carriers" not in await page.inner_text("body")
     await ctx.close()
+
+
+async def test_a_live_view_s_widgets_talk_to_its_kernel_offline(
+    server, api, chromium_path, jp_http_port, jp_base_url, jp_auth_header, jp_root_dir
+):
+    from .test_dashboards import dashboard_notebook
+
+    dashboard_notebook(
+        jp_root_dir / "nb" / "ping.ipynb", "# Ping", "greeting = 'pong'",
+        "import ipywidgets as w\n"
+        "b = w.Button(description='Ping', icon='check')\nout = w.Label(value='not yet')\n"
+        "b.on_click(lambda _: setattr(out, 'value', f'{greeting} from the kernel'))\n"
+        "w.VBox([b, out])",
+    )  # fmt: skip
+    await published(api, server, "ping", {"notebook_path": "nb/ping.ipynb", "live": True})
+    async with chromium(chromium_path) as browser:
+        ctx, blocked = await offline_context(browser, jp_auth_header)
+        page = await ctx.new_page()
+        base = f"http://127.0.0.1:{jp_http_port}{jp_base_url}dataops/dashboards/ping/live"
+        log: list[str] = []
+        page.on("console", lambda m: log.append("console " + m.text))
+        page.on("requestfailed", lambda r: log.append("failed " + r.url))
+        page.on(
+            "response", lambda r: log.append(f"{r.status} {r.url}") if r.status >= 400 else None
+        )
+        page.on("websocket", lambda ws: log.append("ws " + ws.url))
+        await page.goto(base + "?greeting=hello")
+        button = page.get_by_role("button", name="Ping")
+        try:
+            await button.wait_for(state="visible", timeout=20_000)
+        except Exception:
+            print("\n".join(log[:60]), blocked)
+            raise
+        await button.click()
+        # The click went to the viewer's kernel over its websocket, and came back.
+        await page.get_by_text("hello from the kernel").wait_for(timeout=30_000)
+        assert blocked == [], f"the live view asked the network for: {blocked}"
+        await ctx.close()
