@@ -557,7 +557,10 @@ class DashboardInfo(_Model):
     template: str
     viewers: Viewers
     live: bool
-    url: str = Field(description="The published view, relative to the server's base URL.")
+    url: str = Field(
+        description="The published view: a path of the server that serves it (the team's "
+        "service in team mode), relative to its base URL for the Python API."
+    )
     live_url: str | None
     created_at: datetime
     updated_at: datetime

@@ -30,6 +30,15 @@ class _DashboardsBase(DataOpsHandler):
     def dashboards(self):  # type: ignore[no-untyped-def]
         return self.platform.dashboards
 
+    def located(self, info: DashboardInfo) -> DashboardInfo:
+        """Its URLs as paths of this server (the team's service in team mode, whose pages
+        users open), not relative ones."""
+        base = str(self.settings.get("base_url", "/"))
+        info.url = base + info.url
+        if info.live_url:
+            info.live_url = base + info.live_url
+        return info
+
     def wake_executor(self) -> None:
         executor = self.settings.get("dataops_executor")
         if executor is not None:
@@ -51,7 +60,7 @@ class DashboardsHandler(_DashboardsBase):
     @authorized
     async def get(self) -> None:
         items = await self.platform.store.run(self.dashboards.list_dashboards, self.principal())
-        self.write_model(DashboardList(dashboards=items))
+        self.write_model(DashboardList(dashboards=[self.located(d) for d in items]))
 
     @web.authenticated
     @authorized
@@ -60,7 +69,7 @@ class DashboardsHandler(_DashboardsBase):
         info, run_id = await self.platform.store.run(self.dashboards.publish, self.principal(), req)
         if run_id is not None:
             self.wake_executor()
-        self.write_model(info, status=201)
+        self.write_model(self.located(info), status=201)
 
 
 class DashboardHandler(_DashboardsBase):
@@ -80,15 +89,17 @@ class DashboardHandler(_DashboardsBase):
     @web.authenticated
     @authorized
     async def get(self, slug: str) -> None:
-        self.write_model(await self.platform.store.run(self.dashboards.get, self.principal(), slug))
+        info = await self.platform.store.run(self.dashboards.get, self.principal(), slug)
+        self.write_model(self.located(info))
 
     @web.authenticated
     @authorized
     async def patch(self, slug: str) -> None:
         patch = self.parse_body(DashboardPatch)
-        self.write_model(
-            await self.platform.store.run(self.dashboards.update, self.principal(), slug, patch)
+        info = await self.platform.store.run(
+            self.dashboards.update, self.principal(), slug, patch
         )
+        self.write_model(self.located(info))
 
     @web.authenticated
     @authorized
@@ -137,6 +148,7 @@ class SharesHandler(_DashboardsBase):
         link = await self.platform.store.run(
             self.dashboards.create_share, self.principal(), slug, req
         )
+        link.url = str(self.settings.get("base_url", "/")) + (link.url or "")
         self.write_model(link, status=201)
 
 
