@@ -308,7 +308,7 @@ class NotificationInfo(_Model):
 
     channel: str = Field(description="webhook | email")
     target: str = Field(description="The URL or the address.")
-    event: str = Field(description="success | failure")
+    event: str = Field(description="success | failure | render (a dashboard's subscriber)")
     status: str = Field(description="sent | failed")
     attempts: int
     error: str | None

@@ -82,7 +82,11 @@ class Platform:
         from .dashboards.service import DashboardService
 
         self.dashboards = DashboardService(
-            self.store, self.jobs, self.root, lambda: self.workspace_config().admins
+            self.store,
+            self.jobs,
+            self.root,
+            lambda: self.workspace_config().admins,
+            notifier=self.notifier,
         )
         self.jobs.on_run_end.append(self.dashboards.run_ended)
 

@@ -136,8 +136,16 @@ class NoView(Exception):
 
 
 class DashboardService:
-    def __init__(self, store: Store, jobs: Any, root: Path, admins: Callable[[], Any]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        jobs: Any,
+        root: Path,
+        admins: Callable[[], Any],
+        notifier: Any = None,
+    ) -> None:
         self.store = store
+        self.notifier = notifier  # e-mails subscribers after each new render
         self.jobs = jobs
         self.root = root
         self._admins = admins
@@ -145,8 +153,6 @@ class DashboardService:
         # Set by experiment tracking (issue 11): the URL of a run's experiment, for the header
         # of users who may see it; None hides the link.
         self.experiment_url: Callable[[str], str | None] = lambda run_id: None
-        # Set by the server: e-mails subscribers after a new render (see notify_render).
-        self.on_render: Callable[[str, str], None] | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataops-render")
         self._pending: set[Future[None]] = set()
         self._lock = threading.Lock()
@@ -755,11 +761,55 @@ class DashboardService:
             log.exception("DataOps: cannot render the dashboards of run %s", run_id)
 
     def _render_and_tell(self, dashboard_id: str, run_id: str, template: str, title: str) -> None:
-        if self.render(dashboard_id, run_id, template, title) and self.on_render is not None:
+        if self.render(dashboard_id, run_id, template, title):
             try:
-                self.on_render(dashboard_id, run_id)
+                self.tell_subscribers(dashboard_id, run_id)
             except Exception:
                 log.exception("DataOps: cannot tell the subscribers of dashboard %s", dashboard_id)
+
+    def tell_subscribers(self, dashboard_id: str, run_id: str) -> None:
+        """E-mail the subscribers of a new render: a link, and its PDF when the server can
+        print one (blocking; deliveries are recorded as notifications of the run)."""
+        with self.store.session() as s:
+            d = s.get(t.Dashboard, dashboard_id)
+            subs = list(s.scalars(select(t.DashboardSubscription).where(
+                t.DashboardSubscription.dashboard_id == dashboard_id)))  # fmt: skip
+            run = s.get(t.Run, run_id)
+            if d is None or run is None or not subs or self.notifier is None:
+                return
+            slug, title, job_id = d.name, d.title or d.name, run.job_id
+            finished, params = run.finished_at, dict(run.parameters)
+        pdf = self._pdf(dashboard_id, run_id) if any(x.pdf for x in subs) else None
+        base = (self.notifier.server_url or "").rstrip("/")
+        link = f"{base}/dataops/dashboards/{slug}" if base else f"dataops/dashboards/{slug}"
+        text = (
+            f"A new view of {title} is published.\n\n"
+            f"Open it:    {link}\n"
+            f"Ran:        {finished:%Y-%m-%d %H:%M UTC}\n"
+            f"Parameters: {json.dumps(params, sort_keys=True)}\n"
+            + ("\nIts PDF is attached.\n" if pdf else "")
+            + f"\nStop these e-mails from the dashboard's entry in JupyterLab ({slug}).\n"
+        )
+        for x in subs:
+            attachment = (f"{slug}.pdf", pdf, "application/pdf") if pdf and x.pdf else None
+            self.notifier.mail_delivery(run_id, job_id, x.email, f"[dataops] {title} updated",
+                                        text, attachment)  # fmt: skip
+
+    def _pdf(self, dashboard_id: str, run_id: str) -> bytes | None:
+        """The render printed by the machine's Chromium (None where there is none)."""
+        from ..jobs.render import pdf, pdf_renderer
+
+        page = self.page_path(dashboard_id, run_id)
+        out = page.with_suffix(".pdf")
+        if not out.exists():
+            if pdf_renderer()[0] is None or not page.exists():
+                return None
+            try:
+                pdf(str(page.with_suffix(".ipynb")), str(page))
+            except Exception:
+                log.exception("DataOps: cannot print the render of run %s", run_id)
+                return None
+        return out.read_bytes() if out.exists() else None
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -817,6 +867,11 @@ class DashboardService:
     def subscribe(self, user: Principal, slug: str, req: SubscriptionRequest) -> SubscriptionInfo:
         if user.kind == "share" or user.is_group:
             raise Forbidden("only users may subscribe")
+        if self.notifier is None or not self.notifier.smtp.host:
+            raise InvalidRequest(
+                "e-mail is not configured on this server (c.DataOps.smtp_host); ask an admin",
+                details={"field": "email"},
+            )
         with self.store.session() as s:
             d = self._visible(s, user, slug)
             sub = s.scalar(

@@ -96,9 +96,7 @@ class DashboardHandler(_DashboardsBase):
     @authorized
     async def patch(self, slug: str) -> None:
         patch = self.parse_body(DashboardPatch)
-        info = await self.platform.store.run(
-            self.dashboards.update, self.principal(), slug, patch
-        )
+        info = await self.platform.store.run(self.dashboards.update, self.principal(), slug, patch)
         self.write_model(self.located(info))
 
     @web.authenticated

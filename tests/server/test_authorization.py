@@ -148,7 +148,8 @@ def jp_server_config(store_url: str) -> dict[str, Any]:
     return server_config(
         store_url,
         ServerApp={"identity_provider_class": "tests.server.identities.HeaderUsers"},
-        DataOps={"warm_kernels": 0, "job_workers": 1},
+        # Subscribing needs an SMTP server known (nothing is sent here).
+        DataOps={"warm_kernels": 0, "job_workers": 1, "smtp_host": "127.0.0.1", "smtp_port": 9},
     )
 
 

@@ -296,3 +296,11 @@ async def test_the_demo_dashboard_renders_the_demo_data(jp_serverapp, http_serve
     assert "application/vnd.jupyter.widget-state+json" in html  # and its widgets
     header = html[html.index('class="dops-dashboard-header"') :][:3000]
     assert "flights@" in header and "airlines@" in header  # the versions it read
+
+
+async def test_subscribing_where_e_mail_is_off_is_refused(server, api):
+    await published(api, server, "quiet", {"notebook_path": "nb/report.ipynb"})
+    code, body = await api("PUT", "dashboards/quiet/subscription", {"email": "ada@example.com"})
+    assert code == 400 and "smtp_host" in body["error"]["message"]
+    code, info = await api("GET", "dashboards/quiet")
+    assert info["subscribed"] is False

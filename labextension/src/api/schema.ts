@@ -643,7 +643,7 @@ export interface components {
             updated_at: string;
             /**
              * Url
-             * @description The published view, relative to the server's base URL.
+             * @description The published view: a path of the server that serves it (the team's service in team mode), relative to its base URL for the Python API.
              */
             url: string;
             viewers: components["schemas"]["Viewers-Output"];
@@ -1125,7 +1125,7 @@ export interface components {
             error: string | null;
             /**
              * Event
-             * @description success | failure
+             * @description success | failure | render (a dashboard's subscriber)
              */
             event: string;
             /**
