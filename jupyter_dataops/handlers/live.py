@@ -243,13 +243,25 @@ class LiveKernelHandler(_LiveKernelMixin, DataOpsHandler):
 
     path = f"_live/api/kernels/{KERNEL_ID}"
     operations = {
-        "get": Operation("Your live view's kernel (Voila's page asks)", None, kernel_token=False)
+        "get": Operation("Your live view's kernel (Voila's page asks)", None, kernel_token=False),
+        "delete": Operation(
+            "End your live view: its kernel is shut down and its place freed",
+            None,
+            kernel_token=False,
+        ),
     }
 
     @web.authenticated
     async def get(self, kernel_id: str) -> None:
         live = self.check_viewer(kernel_id, self.principal().name)
         self.finish(live.kernel_model(kernel_id))
+
+    @web.authenticated
+    async def delete(self, kernel_id: str) -> None:
+        live = self.check_viewer(kernel_id, self.principal().name)
+        await live.shutdown_kernel(kernel_id, now=True)
+        self.set_status(204)
+        self.finish()
 
 
 class LiveKernelSocket(_LiveKernelMixin, KernelWebsocketHandler):

@@ -87,6 +87,7 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("page:_static/{path}", "get"): (200, 200, 200, 200, 200, 200, 200),
     ("page:{slug}/live", "get"): (302, 403, 403, 403, 200, 403, 200),
     ("page:_live/api/kernels/{kernel_id}", "get"): (401, 403, 403, 403, 403, 403, 403),
+    ("page:_live/api/kernels/{kernel_id}", "delete"): (401, 403, 403, 403, 403, 403, 403),
     **{("(unknown)", m): (401, 404, 404, 404, 404, 404, 404) for m in METHODS},
 }
 
@@ -324,6 +325,8 @@ async def _fetch(jp_fetch, path: str, method: str, headers: dict[str, str], body
     path, _, query = path.partition("?")
     kwargs: dict[str, Any] = {"method": method.upper(), "raise_error": False}
     if path.startswith("page:"):
+        if method != "get":
+            kwargs["allow_nonstandard_methods"] = True
         return await jp_fetch(
             "dataops", "dashboards", *path[5:].split("/"), headers=headers,
             follow_redirects=False, **kwargs,

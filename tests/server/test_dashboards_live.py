@@ -217,3 +217,9 @@ async def test_a_live_kernel_is_its_viewer_s_only(board, jp_fetch, jp_http_port,
     assert refused.value.code == 403
     ws = await websocket_connect(HTTPRequest(url, headers=BOB))
     ws.close()
+    # Ending it is its viewer's too; its place goes back.
+    resp = await jp_fetch(*path, method="DELETE", headers=ADA, raise_error=False)
+    assert resp.code == 403 and kernel_id in live(board)
+    resp = await jp_fetch(*path, method="DELETE", headers=BOB, raise_error=False)
+    assert resp.code == 204 and kernel_id not in live(board)
+    assert live(board).counts()["in_use"] == 0
