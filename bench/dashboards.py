@@ -133,9 +133,7 @@ def concurrently(n: int, call: Any) -> list[tuple[float, int, bytes]]:
     return results
 
 
-KERNEL_ID = re.compile(
-    rb'"kernelId":\s*"([0-9a-f-]{36})"|kernel_id["\']?\s*[:=]\s*["\']([0-9a-f-]{36})'
-)
+KERNEL_ID = re.compile(rb'"kernelId":\s*"([0-9a-f-]{36})"')
 
 
 def end_live_view(base: str, token: str, body: bytes) -> None:
@@ -187,16 +185,17 @@ def main() -> None:
     (WORK / ".jupyter").mkdir(exist_ok=True)
     (WORK / ".runtime").mkdir(exist_ok=True)
     probe = WORK / ".runtime" / "dataops-live.json"
+    pool = max(args.burst, 2)
     (WORK / ".jupyter" / "jupyter_server_config.py").write_text(
         POOL_PROBE.replace("{path!r}", repr(str(probe)))
+        + "c.DataOps.live_preload = "
+        + repr(["ipywidgets", "pandas", "pyarrow", "matplotlib.pyplot", "jupyter_dataops.client"])
+        + "\n"
     )
-    pool = max(args.burst, 2)
-    preload = '["ipywidgets", "pandas", "matplotlib.pyplot", "jupyter_dataops.client"]'
     server = start(
         WORK, port, token, user, log,
         f"--DataOps.live_pool={pool}", f"--DataOps.live_kernels={pool + 2}",
-        f"--DataOps.live_preload={preload}", "--DataOps.live_idle_timeout=600",
-        "--DataOps.warm_kernels=1",
+        "--DataOps.live_idle_timeout=600", "--DataOps.warm_kernels=1",
     )  # fmt: skip
     voila: subprocess.Popen[bytes] | None = None
     try:

@@ -201,7 +201,7 @@ class DataOps(LoggingConfigurable):
 
     live_preload = List(
         Unicode(),
-        default_value=["ipywidgets", "pandas", "jupyter_dataops.client"],
+        default_value=["ipywidgets", "pandas", "pyarrow", "jupyter_dataops.client"],
         help="Modules imported in the live views' ready kernels before any viewer comes.",
     ).tag(config=True)
 
@@ -242,6 +242,18 @@ class DataOps(LoggingConfigurable):
                     f"DataOps.webhook_allowed_networks: {entry!r} is not a network "
                     "(e.g. 10.0.0.0/8 or 127.0.0.1)"
                 ) from None
+        return list(proposal["value"])
+
+    @validate("live_preload", "kernel_preload")
+    def _validate_modules(self, proposal: dict) -> list[str]:
+        import re
+
+        for name in proposal["value"]:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", str(name)):
+                raise TraitError(
+                    f"DataOps.{proposal['trait'].name}: {name!r} is not a module name "
+                    "(e.g. pandas or matplotlib.pyplot)"
+                )
         return list(proposal["value"])
 
     @default("smtp_from")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 
 from ..client import TOKEN_ENV, URL_ENV
@@ -58,6 +59,38 @@ del _o, _s, _j, _dops_refused
 """
 
 
+class WarmClient(AsyncKernelClient):  # type: ignore[misc]
+    """A kernel client connected while its kernel waited in the pool.
+
+    Connecting a client costs a fifth of a second (``wait_for_ready`` waits that long for the
+    kernel's iopub to settle): the ready kernels' clients pay it ahead, off the viewer's time,
+    and the one Voila executes the notebook with is the same client, already ready.
+    """
+
+    ready = False
+
+    async def wait_for_ready(self, timeout: float | None = None) -> None:  # type: ignore[override]
+        if not self.ready:
+            await super().wait_for_ready(timeout=timeout)
+            self.ready = True
+
+
+class _KernelForVoila:
+    """The kernel manager Voila gets for a viewer's kernel: its first ``client()`` is the warm
+    client, already connected."""
+
+    def __init__(self, km: Any, kc: WarmClient | None) -> None:
+        self._km = km
+        self._kc = kc
+
+    def client(self, **kwargs: Any) -> Any:
+        kc, self._kc = self._kc, None
+        return kc if kc is not None else self._km.client(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._km, name)
+
+
 class LiveCapReached(Unavailable):
     def __init__(self, cap: int) -> None:
         super().__init__(
@@ -74,6 +107,7 @@ class Seat:
     slug: str
     kernel_id: str | None = None
     released: bool = field(default=False, repr=False)
+    rendered: bool = field(default=False, repr=False)
 
 
 class LiveKernels(AsyncMappingKernelManager):  # type: ignore[misc]
@@ -102,9 +136,13 @@ class LiveKernels(AsyncMappingKernelManager):  # type: ignore[misc]
         self.cull_connected = True  # a page left open and untouched counts as idle
         self.cull_busy = False
         self._ready: list[str] = []  # started, warm, never handed out
+        self._clients: dict[str, WarmClient] = {}  # their connected clients, until Voila's
         self._starting = 0
         self._seats: dict[str, Seat] = {}  # kernel id -> its viewer's seat
         self._admitted = 0  # seats, with or without their kernel yet
+        # Pages being executed and rendered now: ready kernels are started between them, so a
+        # burst of viewers never shares the CPU with kernel starts.
+        self._rendering = 0
         self._filling: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -123,11 +161,20 @@ class LiveKernels(AsyncMappingKernelManager):  # type: ignore[misc]
 
     # -- admission ----------------------------------------------------------------------------
     def admit(self, viewer: str, slug: str) -> Seat:
-        """A seat for a viewer, or :class:`LiveCapReached`."""
+        """A seat for a viewer, or :class:`LiveCapReached`; :meth:`rendered` once its page is
+        written."""
         if self._admitted >= self.cap:
             raise LiveCapReached(self.cap)
         self._admitted += 1
+        self._rendering += 1
         return Seat(viewer, slug)
+
+    def rendered(self, seat: Seat) -> None:
+        """The seat's page is written (or refused): its kernel now waits for the viewer."""
+        if not seat.rendered:
+            seat.rendered = True
+            self._rendering -= 1
+            self.refill()
 
     def release(self, seat: Seat) -> None:
         if not seat.released:
@@ -179,6 +226,8 @@ class LiveKernels(AsyncMappingKernelManager):  # type: ignore[misc]
 
     async def _fill(self) -> None:
         while not self._closed and self._room():
+            while self._rendering and self._ready and not self._closed:
+                await asyncio.sleep(0.05)  # viewers first, while some kernel is ready
             try:
                 kernel_id = await self._start(self.pool_kernel_name)
             except Exception:
@@ -196,23 +245,42 @@ class LiveKernels(AsyncMappingKernelManager):  # type: ignore[misc]
             kernel_id = await super().start_kernel(kernel_name=kernel_name, env=env)
             if self.preload:
                 code = "\n".join(f"import {m}" for m in self.preload)
-                await self._execute(kernel_id, code)
+                try:
+                    await self._execute(kernel_id, code)
+                except Exception:
+                    self._drop_client(kernel_id)
+                    await super().shutdown_kernel(kernel_id, now=True)  # never left running
+                    raise
         finally:
             self._starting -= 1
         return kernel_id
 
+    def _client(self, kernel_id: str) -> WarmClient:
+        kc = self._clients.get(kernel_id)
+        if kc is None:
+            km: Any = self.get_kernel(kernel_id)
+            kw = km.get_connection_info(session=True)
+            kw.update(connection_file=km.connection_file, parent=km)
+            kc = self._clients[kernel_id] = WarmClient(**kw)
+            kc.start_channels(hb=False)  # Voila's executor starts the heartbeat
+        return kc
+
     async def _execute(self, kernel_id: str, code: str) -> None:
-        kc: Any = self.get_kernel(kernel_id).client()
-        kc.start_channels()
-        try:
-            await kc.wait_for_ready(timeout=60)
-            reply = await kc.execute_interactive(code, store_history=False, silent=True,
-                                                 timeout=60)  # fmt: skip
-            if reply["content"]["status"] != "ok":
-                raise RuntimeError(
-                    f"a live kernel's set-up failed: {reply['content'].get('evalue', '')}"
-                )
-        finally:
+        kc = self._client(kernel_id)
+        await kc.wait_for_ready(timeout=60)
+        reply = await kc.execute_interactive(code, store_history=False, silent=True, timeout=60)
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError(
+                f"a live kernel's set-up failed: {reply['content'].get('evalue', '')}"
+            )
+
+    def for_voila(self, kernel_id: str) -> _KernelForVoila:
+        """The kernel's manager for Voila, whose first client is the warm one."""
+        return _KernelForVoila(self.get_kernel(kernel_id), self._clients.pop(kernel_id, None))
+
+    def _drop_client(self, kernel_id: str) -> None:
+        kc = self._clients.pop(kernel_id, None)
+        if kc is not None:
             kc.stop_channels()
 
     # -- the kernel manager's own ---------------------------------------------------------------
@@ -227,6 +295,7 @@ class LiveKernels(AsyncMappingKernelManager):  # type: ignore[misc]
         seat = self._seats.get(kernel_id)
         if kernel_id in self._ready:
             self._ready.remove(kernel_id)
+        self._drop_client(kernel_id)
         await super().shutdown_kernel(kernel_id, now=now, restart=restart)
         if seat is not None and not restart:
             self.release(seat)
@@ -239,4 +308,6 @@ class LiveKernels(AsyncMappingKernelManager):  # type: ignore[misc]
         self._closed = True
         if self._filling is not None:
             self._filling.cancel()
+        for kernel_id in list(self._clients):
+            self._drop_client(kernel_id)
         await self.shutdown_all(now=True)

@@ -89,6 +89,18 @@ class VoilaSetup:
         nbui = gettext.translation("nbui", localedir=os.path.join(ROOT, "i18n"), fallback=True)
         env.install_gettext_translations(nbui, newstyle=False)  # type: ignore[attr-defined]
         self.jinja_env = env
+        self._exporters: dict[tuple[str, str], Any] = {}
+
+    def shared_exporter(self, made: Any, inner_contents: Any) -> Any:
+        """One exporter per template and theme for every live view: Voila makes one per
+        request, whose Jinja environment compiles the templates again each time (a third of
+        a live view's CPU in this server). It keeps no request's state; images a notebook's
+        Markdown shows come from the server's own contents manager."""
+        key = (str(made.template_name), str(made.theme))
+        if key not in self._exporters:
+            made.contents_manager = inner_contents
+            self._exporters[key] = made
+        return self._exporters[key]
 
 
 def voila_setup(settings: dict[str, Any], serverapp: Any) -> VoilaSetup:
@@ -128,6 +140,9 @@ class _SeatKernels:
                            **kwargs: Any) -> str:  # fmt: skip
         cwd = (self.root / (path or "")).resolve()
         return await self.live.hand_out(self.seat, kernel_name, cwd, dict(env or {}))
+
+    def get_kernel(self, kernel_id: str) -> Any:
+        return self.live.for_voila(kernel_id)
 
     def __getattr__(self, name: str) -> Any:
         if name in ("notebook_data", "get_pool_size"):
@@ -215,15 +230,70 @@ class LivePage(PageHandler, _voila_handler()):  # type: ignore[misc]
             raise NotFound(e.message) from None
         self._seat = live.admit(self._run.viewer, slug)
         self.notebook_path = self._run.notebook_path
+        self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
-        async for html in self.get_generator(path=None):
+        async for html in self._render():
             self.write(html.replace(FONTAWESOME_CDN, f"{self.base_url}fontawesome/css/"))
             await self.flush()
 
+    async def _render(self) -> Any:
+        """Voila's rendering of a notebook for a new kernel (voila/handler.py, without the
+        preheated kernels this never has), with one exporter for every request."""
+        from tornado.httputil import split_host_and_port
+        from voila import __version__ as voila_version
+        from voila.notebook_renderer import NotebookRenderer
+        from voila.utils import ENV_VARIABLE, get_page_config
+
+        assert self._run is not None
+        host, port = split_host_and_port(self.request.host.lower())
+        env = {
+            ENV_VARIABLE.SCRIPT_NAME: self.request.path,
+            ENV_VARIABLE.PATH_INFO: "",
+            ENV_VARIABLE.QUERY_STRING: str(self.request.query),
+            ENV_VARIABLE.SERVER_SOFTWARE: f"voila/{voila_version}",
+            ENV_VARIABLE.SERVER_PROTOCOL: str(self.request.version),
+            ENV_VARIABLE.SERVER_PORT: str(port) if port else "",
+            ENV_VARIABLE.SERVER_NAME: host,
+            ENV_VARIABLE.VOILA_PREHEAT: "False",
+            ENV_VARIABLE.VOILA_BASE_URL: self.base_url,
+            ENV_VARIABLE.VOILA_SERVER_URL: self.settings.get("server_url", "/"),
+            ENV_VARIABLE.VOILA_REQUEST_URL: self.request.full_url(),
+            ENV_VARIABLE.VOILA_APP_PORT: str(port) if port else "",
+        }
+        page_config = get_page_config(
+            base_url=self.base_url, settings=self.settings, log=self.log,
+            voila_configuration=self.voila_configuration,
+        )  # fmt: skip
+        hook = self.voila_configuration.page_config_hook
+        page_config = hook(page_config) if hook else page_config
+        gen = NotebookRenderer(
+            request_handler=self, voila_configuration=self.voila_configuration,
+            traitlet_config=self.traitlet_config, notebook_path=self.notebook_path,
+            template_paths=self.template_paths, config_manager=self.config_manager,
+            contents_manager=self.contents_manager, base_url=self.base_url,
+            kernel_spec_manager=self.kernel_spec_manager, prelaunch_hook=None,
+            page_config=page_config, mathjax_config=None, mathjax_url=None,
+        )  # fmt: skip
+        await gen.initialize(template=None, theme=None)
+        gen.exporter = self._setup.shared_exporter(gen.exporter, self.settings["contents_manager"])
+        kernels = self.kernel_manager
+        kernel_id = await kernels.start_kernel(
+            kernel_name=gen.notebook.metadata.kernelspec.name,
+            path=os.path.dirname(self.notebook_path),
+            env=env,
+        )
+        async for html, _ in gen.generate_content_generator(
+            kernel_id, kernels.get_kernel(kernel_id)
+        ):
+            yield html
+
     def on_finish(self) -> None:
         seat = self._seat
-        if seat is not None and seat.kernel_id is None:
-            live_kernels(self.settings).release(seat)  # refused before its kernel started
+        if seat is not None:
+            live = live_kernels(self.settings)
+            live.rendered(seat)
+            if seat.kernel_id is None:
+                live.release(seat)  # refused before its kernel started
         super().on_finish()
 
 
