@@ -20,8 +20,8 @@ except ImportError:  # running from a source tree that was never built
 
 # The kernel API, resolved lazily from jupyter_dataops.client (PEP 562).
 _CLIENT_API = (
-    "status", "datasets", "describe", "pull", "lineage", "run_notebook", "connect", "Client",
-    "DataOpsClientError",
+    "status", "datasets", "describe", "pull", "lineage", "run_notebook", "publish", "connect",
+    "Client", "DataOpsClientError",
 )  # fmt: skip
 
 __all__ = ["__version__", *_CLIENT_API]

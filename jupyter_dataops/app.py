@@ -153,8 +153,41 @@ class DataOpsApp(ExtensionApp):
             )
             serverapp.web_app.settings["dataops_scheduler"] = self.scheduler
             await self.scheduler.start()
+        await self._start_live_views(serverapp, url)
+
+    async def _start_live_views(self, serverapp: Any, url: str) -> None:
+        """The kernels of dashboards' live views (a pool of their own, capped)."""
+        p = self.platform
+        assert p is not None
+        if p.settings.mode == "service" or p.settings.live_kernels <= 0 or not url:
+            return  # the service: live kernels must run sandboxed first (see handlers/live.py)
+        from .dashboards.live import LiveKernels
+
+        live = LiveKernels(
+            parent=serverapp,
+            log=self.log,
+            connection_dir=serverapp.runtime_dir,
+            kernel_spec_manager=serverapp.kernel_spec_manager,
+            root_dir=str(p.root),
+        )
+        live.setup(
+            tokens=p.tokens,
+            server_url=url,
+            cap=p.settings.live_kernels,
+            pool_size=p.settings.live_pool,
+            idle_timeout_s=p.settings.live_idle_timeout,
+            preload=list(p.settings.live_preload),
+        )
+        serverapp.web_app.settings["dataops_live"] = self.live = live
+        # A live kernel's token is good while its viewer's kernel lives.
+        kernel_alive = p.kernel_alive
+        p.kernel_alive = lambda kernel_id: live.alive(kernel_id) or kernel_alive(kernel_id)
+        await live.start()
 
     async def stop_extension(self) -> None:
+        live = getattr(self, "live", None)
+        if live is not None:
+            await live.stop()
         scheduler = getattr(self, "scheduler", None)
         if scheduler is not None:
             await scheduler.stop()

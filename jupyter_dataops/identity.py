@@ -10,6 +10,10 @@ HS256) naming a user, a scope and what the token is bound to, and expiring. Scop
 ``run:<id>``
     a job run, bound to the run: valid only while the run is running, and allowed only
     what a run needs (governed reads as its owner, its own run's record and input).
+``live``
+    the kernel of a dashboard's live view, bound to that kernel and acting as its viewer:
+    governed reads only (what a run's token may), so the dashboard's code, which is not the
+    viewer's, can read what the viewer may read and do nothing else in the viewer's name.
 
 An expired token is refused everywhere but the renewal route, which exchanges it for a fresh
 one while its kernel or run still lives. The keys live in ``.dataops/keys/`` (one file each,
@@ -43,7 +47,8 @@ class Principal:
     name: str
     display_name: str = ""
     groups: tuple[str, ...] = field(default_factory=tuple)
-    scope: str = "user"  # "user" (browser/REST), "kernel", or "run:<id>" for a job's kernel
+    # "user" (browser/REST), "kernel", "run:<id>" for a job's kernel, "live" for a dashboard's
+    scope: str = "user"
     # The person acting when ``name`` is not one: the member who triggered a group job's run.
     actor: str | None = None
 
@@ -174,7 +179,7 @@ class TokenSigner:
         if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("scope"), str):
             raise TokenError("invalid", "invalid DataOps token")
         scope = claims["scope"]
-        if scope == "kernel":
+        if scope in ("kernel", "live"):
             if not isinstance(claims.get("kid"), str):
                 raise TokenError("invalid", "invalid DataOps token")
         elif not scope.startswith("run:") or len(scope) != 36:

@@ -308,7 +308,7 @@ class NotificationInfo(_Model):
 
     channel: str = Field(description="webhook | email")
     target: str = Field(description="The URL or the address.")
-    event: str = Field(description="success | failure")
+    event: str = Field(description="success | failure | render (a dashboard's subscriber)")
     status: str = Field(description="sent | failed")
     attempts: int
     error: str | None
@@ -479,3 +479,165 @@ class RunInfo(_Model):
 
 class RunList(_Model):
     runs: list[RunInfo]
+
+
+# -- dashboards -----------------------------------------------------------------------------------
+
+SLUG = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+
+
+class Viewers(_Model):
+    """Who may open a dashboard, besides its owner (and admins): users and groups."""
+
+    users: list[str] = Field(default_factory=list, max_length=500)
+    groups: list[str] = Field(default_factory=list, max_length=100)
+
+
+class DashboardRequest(_Model):
+    """Publish a job definition's results, or a notebook (run as a job on publish)."""
+
+    slug: str = Field(
+        pattern=SLUG,
+        description="Its stable name in URLs: lower-case letters, digits and dashes.",
+    )
+    title: str = Field(default="", max_length=256, description="Default: the slug.")
+    description: str = Field(default="", max_length=5000)
+    job: str | None = Field(
+        default=None,
+        description="A job definition you own (name or id): the dashboard shows its latest "
+        "successful run, re-rendered when a new run succeeds.",
+    )
+    notebook_path: str | None = Field(
+        default=None,
+        description="Or a notebook: it becomes the job `dashboard-<slug>` and runs now.",
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="With notebook_path: the parameters of its runs."
+    )
+    schedule: str | None = Field(
+        default=None, description="With notebook_path: a cron expression that refreshes it."
+    )
+    timezone: str = "UTC"
+    template: str = Field(
+        default="lab", description="An installed nbconvert HTML template: lab, classic..."
+    )
+    viewers: Viewers = Field(default_factory=Viewers)
+    live: bool = Field(
+        default=False,
+        description="Offer the live view: the notebook run for each viewer, as the viewer, "
+        "with parameters from the query string.",
+    )
+    run_now: bool = Field(
+        default=False, description="With job: also run the job now (a notebook always runs)."
+    )
+
+
+class DashboardPatch(_Patch):
+    patches = DashboardRequest
+
+    title: str | None = Field(default=None, max_length=256)
+    description: str | None = Field(default=None, max_length=5000)
+    template: str | None = None
+    viewers: Viewers | None = None
+    live: bool | None = None
+
+
+class RenderInfo(_Model):
+    """One run of the dashboard's job, rendered as its published view."""
+
+    run_id: str
+    status: str = Field(description="rendered | failed (the run succeeded; its render did not)")
+    error: str | None
+    rendered_at: datetime
+    run_finished_at: datetime | None
+    parameters: dict[str, Any]
+
+
+class StaleInfo(_Model):
+    """A run newer than the view failed: the view is the last good one."""
+
+    since: datetime = Field(description="When the first failed run since the view ended.")
+    reason: str
+    run_id: str = Field(description="The latest failed run.")
+    failed_runs: int
+
+
+class DashboardInfo(_Model):
+    id: str
+    slug: str
+    title: str
+    description: str
+    owner: str
+    published_by: str
+    source: str = Field(description="job | notebook")
+    job_name: str | None = Field(description="null once its job was deleted (renders stay).")
+    notebook_path: str | None
+    template: str
+    viewers: Viewers
+    live: bool
+    url: str = Field(
+        description="The published view: a path of the server that serves it (the team's "
+        "service in team mode), relative to its base URL for the Python API."
+    )
+    live_url: str | None
+    created_at: datetime
+    updated_at: datetime
+    last_render: RenderInfo | None
+    stale: StaleInfo | None
+    pending_run: str | None = Field(description="A run of its job queued or running now.")
+    can_manage: bool = Field(description="Whether you may change, share or unpublish it.")
+    subscribed: bool = Field(description="Whether you get an e-mail for each new render.")
+
+
+class DashboardList(_Model):
+    dashboards: list[DashboardInfo]
+
+
+class RenderList(_Model):
+    renders: list[RenderInfo] = Field(description="Newest first.")
+
+
+class ShareLinkRequest(_Model):
+    label: str = Field(default="", max_length=256, description="Who it is for.")
+    expires_in_s: float = Field(
+        default=7 * 24 * 3600,
+        gt=0,
+        le=90 * 24 * 3600,
+        description="Seconds until it stops working (at most 90 days).",
+    )
+
+
+class ShareLinkInfo(_Model):
+    id: str
+    label: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    active: bool
+    url: str | None = Field(
+        default=None,
+        description="The link, with its secret after `#`: returned once, when it is made. "
+        "Browsers never send what follows `#`, so the secret stays out of server logs.",
+    )
+
+
+class ShareLinkList(_Model):
+    links: list[ShareLinkInfo]
+
+
+class SubscriptionRequest(_Model):
+    email: Annotated[str, AfterValidator(_email)] = Field(
+        description="Where the e-mails go (a link to the new render, and its PDF when "
+        "the server can make one)."
+    )
+    pdf: bool = True
+
+
+class SubscriptionInfo(_Model):
+    slug: str
+    user: str
+    email: str
+    pdf: bool
+    created_at: datetime

@@ -79,6 +79,16 @@ class Platform:
             notifier=self.notifier,
             outputs_url=settings.outputs_url,
         )
+        from .dashboards.service import DashboardService
+
+        self.dashboards = DashboardService(
+            self.store,
+            self.jobs,
+            self.root,
+            lambda: self.workspace_config().admins,
+            notifier=self.notifier,
+        )
+        self.jobs.on_run_end.append(self.dashboards.run_ended)
 
     def start_query(self, fn: Callable[[], T]) -> asyncio.Future[T]:
         """Start data-plane work in the query pool; await the result later."""
@@ -131,7 +141,7 @@ class Platform:
         running, as the token's user.
         """
         scope = claims["scope"]
-        if scope == "kernel":
+        if scope in ("kernel", "live"):  # live: a dashboard's live kernel (see dashboards/live.py)
             return self.kernel_alive(str(claims.get("kid", "")))
         if scope.startswith("run:"):
             with self.store.session() as s:
@@ -150,7 +160,7 @@ class Platform:
         except TokenError as e:
             raise Unauthorized(e.message, details={"reason": e.reason}) from None
         if not self.token_lives(claims):
-            what = "kernel" if claims["scope"] == "kernel" else "run"
+            what = "run" if claims["scope"].startswith("run:") else "kernel"
             raise Unauthorized(
                 f"the token's {what} is no longer running: it cannot be renewed",
                 details={"reason": "gone"},
@@ -247,6 +257,7 @@ class Platform:
 
     def close(self) -> None:
         self._query_pool.shutdown(wait=False, cancel_futures=True)
+        self.dashboards.close()  # renders under way finish (a CLI run's too)
         self.notifier.close()  # deliveries under way finish and are recorded
         self.jobs.stop_dispatching()
         self.store.close()

@@ -187,6 +187,31 @@ class DataOps(LoggingConfigurable):
         False, help="Upgrade the SMTP connection with STARTTLS before logging in and sending."
     ).tag(config=True)
 
+    live_kernels = Int(
+        8,
+        help="Dashboards' live views: at most this many kernels at once (those ready and those "
+        "viewers use). Past it a live view answers 503 with Retry-After, never exhausting "
+        "the machine.",
+    ).tag(config=True)
+
+    live_pool = Int(
+        2,
+        help="Live views: kernels kept started ahead of time (imports warm, nothing of any "
+        "notebook executed), so a viewer does not wait for a kernel start. 0: none.",
+    ).tag(config=True)
+
+    live_idle_timeout = Float(
+        300.0,
+        help="Live views: seconds a viewer's kernel may stay idle (the page left open "
+        "untouched, or closed) before it is shut down and its place freed.",
+    ).tag(config=True)
+
+    live_preload = List(
+        Unicode(),
+        default_value=["ipywidgets", "pandas", "pyarrow", "jupyter_dataops.client"],
+        help="Modules imported in the live views' ready kernels before any viewer comes.",
+    ).tag(config=True)
+
     source_url_env = List(
         Unicode(),
         default_value=[],
@@ -224,6 +249,18 @@ class DataOps(LoggingConfigurable):
                     f"DataOps.webhook_allowed_networks: {entry!r} is not a network "
                     "(e.g. 10.0.0.0/8 or 127.0.0.1)"
                 ) from None
+        return list(proposal["value"])
+
+    @validate("live_preload", "kernel_preload")
+    def _validate_modules(self, proposal: dict) -> list[str]:
+        import re
+
+        for name in proposal["value"]:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", str(name)):
+                raise TraitError(
+                    f"DataOps.{proposal['trait'].name}: {name!r} is not a module name "
+                    "(e.g. pandas or matplotlib.pyplot)"
+                )
         return list(proposal["value"])
 
     @default("smtp_from")

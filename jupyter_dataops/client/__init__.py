@@ -392,6 +392,67 @@ def run_notebook(
     return run
 
 
+def publish(
+    slug: str,
+    notebook_path: str | None = None,
+    *,
+    job: str | None = None,
+    title: str = "",
+    viewers: list[str] | None = None,
+    groups: list[str] | None = None,
+    parameters: dict[str, Any] | None = None,
+    schedule: str | None = None,
+    template: str = "lab",
+    live: bool = False,
+    wait: bool = False,
+    poll_s: float = 0.5,
+) -> dict[str, Any]:
+    """Publish a notebook (run as a job now) or a job definition's results as a dashboard.
+
+    Viewers open it at ``url`` without a notebook, a kernel or a grant on its data: it shows
+    what your run read. The job's next successful runs refresh it (``schedule`` a cron
+    expression to refresh it on a timetable). With ``wait=True`` it returns once the first
+    render is there.
+
+    Example::
+
+        >>> d = dops.publish("weekly-delays", "dashboards/delays.ipynb",
+        ...                  groups=["ops"], parameters={"min_delay": 30})
+        >>> d["url"]
+        'http://127.0.0.1:8888/dataops/dashboards/weekly-delays'
+    """
+    import time
+
+    c = connect()
+    body: dict[str, Any] = {
+        "slug": slug,
+        "title": title,
+        "job": job,
+        "notebook_path": notebook_path,
+        "viewers": {"users": viewers or [], "groups": groups or []},
+        "template": template,
+        "live": live,
+    }
+    if notebook_path is not None:
+        body.update(parameters=parameters or {}, schedule=schedule)
+    d = c.request("POST", "dashboards", body)
+    ran, ended = d["pending_run"], None
+    while wait and ran:
+        if d["pending_run"] is None:
+            last = d["last_render"]
+            if (last is not None and last["run_id"] == ran) or d["stale"] is not None:
+                break  # rendered, or its run failed (the dashboard says why)
+            ended = ended or time.monotonic()
+            if time.monotonic() - ended > 60:
+                break  # the render is late; the view renders on its first visit anyway
+        time.sleep(poll_s)
+        d = c.request("GET", f"dashboards/{slug}")
+    for key in ("url", "live_url"):
+        if d.get(key):
+            d[key] = urllib.parse.urljoin(c.url, d[key])
+    return d
+
+
 def lineage() -> list[dict[str, Any]]:
     """Every governed read of this kernel so far: dataset, version, rows, columns, filter."""
     return list(connect().lineage)

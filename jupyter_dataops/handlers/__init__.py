@@ -6,6 +6,14 @@ from typing import Any
 
 from .audit import AuditHandler
 from .base import API_PREFIX, DataOpsHandler, NotFoundHandler
+from .dashboards import (
+    DashboardHandler,
+    DashboardsHandler,
+    RendersHandler,
+    ShareHandler,
+    SharesHandler,
+    SubscriptionHandler,
+)
 from .datasets import (
     DatasetHandler,
     DatasetsHandler,
@@ -25,6 +33,7 @@ from .jobs import (
     RunsHandler,
 )
 from .openapi import OpenAPIHandler
+from .pages import ASSETS_KWARGS, ASSETS_PATH, PAGES, PAGES_PREFIX, AssetsHandler
 from .status import StatusHandler
 from .token import TokenRenewHandler
 from .workspace import ValidateConfigHandler
@@ -48,11 +57,36 @@ RESOURCES: list[type[DataOpsHandler]] = [
     LogHandler,
     OutputHandler,
     TokenRenewHandler,
+    DashboardsHandler,
+    DashboardHandler,
+    RendersHandler,
+    SharesHandler,
+    ShareHandler,
+    SubscriptionHandler,
     OpenAPIHandler,
 ]
 
 
-def handlers() -> list[tuple[str, type[Any]]]:
-    routes: list[tuple[str, type[Any]]] = [(f"{API_PREFIX}/{h.path}", h) for h in RESOURCES]
+def handlers() -> list[tuple[Any, ...]]:
+    routes: list[tuple[Any, ...]] = [(f"{API_PREFIX}/{h.path}", h) for h in RESOURCES]
     routes.append((f"{API_PREFIX}(?:/.*)?", NotFoundHandler))
+    # Pages for browsers: the dashboards' index, published views, share links, and assets.
+    routes.append((f"{PAGES_PREFIX}/{ASSETS_PATH}", AssetsHandler, ASSETS_KWARGS))
+    routes += [(f"{PAGES_PREFIX}/{h.path}" if h.path else f"{PAGES_PREFIX}/?", h) for h in PAGES]
+    from .live import live_routes
+
+    routes += live_routes(labextensions_path())
     return routes
+
+
+def labextensions_path() -> list[str]:
+    """Where Voila's page finds the lab extensions (as voila.utils says, without importing
+    Voila at start-up)."""
+    import os
+
+    from .live import data_dirs
+
+    dirs = data_dirs()
+    return [os.path.join(d, "labextensions") for d in dirs] + [
+        os.path.join(d, "voila", "labextensions") for d in dirs
+    ]

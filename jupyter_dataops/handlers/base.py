@@ -118,6 +118,7 @@ class _TokenAuthorizer:
 
 _GONE = {
     "kernel": "the DataOps token's kernel is no longer running",
+    "live": "the DataOps token's kernel is no longer running",
     "run": "the DataOps token's run is no longer running",
 }
 
@@ -183,10 +184,13 @@ class DataOpsHandler(ExtensionHandlerMixin, APIHandler):
             return  # 405s and users: the route's own checks decide
         if user.kind == "kernel" and not op.kernel_token:
             raise Forbidden("a kernel's DataOps token may not call this endpoint")
-        if user.kind == "run":
+        # A dashboard's live kernel runs its owner's code as its viewer: reads only, as a run.
+        if user.kind in ("run", "live"):
             if not op.run_token:
                 raise Forbidden(
-                    "a job run's token may only read governed data, its own run and its input"
+                    "a live dashboard's token may only read governed data"
+                    if user.kind == "live"
+                    else "a job run's token may only read governed data, its own run and its input"
                 )
             asked = (self.path_kwargs or {}).get("run_id")
             if asked is not None and asked != user.run_id:

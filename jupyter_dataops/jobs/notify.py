@@ -316,7 +316,7 @@ class Notifier:
         channel: str,
         target: str,
         send: Callable[[dict[str, Any], str], None],
-    ) -> None:
+    ) -> str | None:
         error: str | None = None
         attempt = 0
         for attempt in range(1, self.attempts + 1):
@@ -350,6 +350,7 @@ class Notifier:
                 )
         except Exception:
             log.exception("DataOps: cannot record the notification of run %s", facts["run_id"])
+        return error
 
     def _post(self, facts: dict[str, Any], url: str) -> None:
         import http.client
@@ -404,6 +405,41 @@ class Notifier:
         raise _Retry(f"cannot reach {url}: {error}")
 
     def _mail(self, facts: dict[str, Any], address: str) -> None:
+        subject = (
+            f"[dataops] {facts['job_name']} {facts['status'].replace('_', ' ')} "
+            f"(run {facts['run_id']})"
+        )
+        self.send_mail(address, subject, mail_body(facts))
+
+    # -- dashboards' subscribers -------------------------------------------------------------
+    def mail_delivery(
+        self,
+        run_id: str,
+        job_id: str | None,
+        address: str,
+        subject: str,
+        text: str,
+        attachment: tuple[str, bytes, str] | None = None,
+        event: str = "render",
+    ) -> str | None:
+        """Send one e-mail now (blocking; retried as a run's are) and record its outcome as a
+        notification of ``run_id``; the error, or None."""
+        facts = {"run_id": run_id, "job_id": job_id, "event": event}
+
+        def send(_facts: dict[str, Any], to: str) -> None:
+            self.send_mail(to, subject, text, attachment)
+
+        return self._deliver(facts, "email", address, send)
+
+    def send_mail(
+        self,
+        address: str,
+        subject: str,
+        text: str,
+        attachment: tuple[str, bytes, str] | None = None,
+    ) -> None:
+        """One plain-text e-mail (and a file: name, bytes, MIME type) through the SMTP server;
+        raises ``_Retry`` for what is worth another attempt."""
         import smtplib
         import ssl
         from email.message import EmailMessage
@@ -411,13 +447,14 @@ class Notifier:
         if not self.smtp.host:
             raise RuntimeError("e-mail is not configured (c.DataOps.smtp_host is empty)")
         msg = EmailMessage()
-        msg["Subject"] = (
-            f"[dataops] {facts['job_name']} {facts['status'].replace('_', ' ')} "
-            f"(run {facts['run_id']})"
-        )
+        msg["Subject"] = subject
         msg["From"] = self.smtp.sender
         msg["To"] = address
-        msg.set_content(mail_body(facts))
+        msg.set_content(text)
+        if attachment is not None:
+            name, data, mime = attachment
+            main, _, subtype = mime.partition("/")
+            msg.add_attachment(data, maintype=main, subtype=subtype, filename=name)
         try:
             with smtplib.SMTP(self.smtp.host, self.smtp.port, timeout=self.timeout_s) as smtp:
                 if self.smtp.starttls:

@@ -136,6 +136,8 @@ class JobService:
         # Shared storage of run files (fsspec), besides the local run directories.
         self.storage = OutputStorage(outputs_url) if outputs_url else None
         self.notifier = notifier  # told about every run that ends for good
+        # And these, with the run's id (dashboards re-render on a new good run).
+        self.on_run_end: list[Callable[[str], None]] = []
         self.default_executor = default_executor  # of runs without a job definition
         self.root = root
         self.tokens = tokens
@@ -790,8 +792,11 @@ class JobService:
                 if status in ("failed", "timed_out")
                 else None
             )
-        if retry_id is None and status != "cancelled" and self.notifier is not None:
-            self.notifier.run_ended(run_id)
+        if retry_id is None and status != "cancelled":
+            if self.notifier is not None:
+                self.notifier.run_ended(run_id)
+            for hook in self.on_run_end:
+                hook(run_id)
         return retry_id
 
     def _retry(self, s: Any, r: t.Run, host: str) -> str | None:

@@ -227,9 +227,83 @@ class Notification(Base):
 
 
 class Dashboard(Base):
+    """A published view of a job's results: ``name`` is its slug, stable in its URL.
+
+    Its source is always a job definition (a notebook published directly gets one of its
+    own), so a dashboard shows that job's latest successful run and is re-rendered when a
+    new run succeeds: the schedule is the refresh.
+    """
+
     __tablename__ = "dops_dashboards"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     owner: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    title: Mapped[str] = mapped_column(String(256), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    template: Mapped[str] = mapped_column(String(64), default="lab")
+    source: Mapped[str] = mapped_column(String(16), default="job")  # job | notebook
+    job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("dops_job_definitions.id", ondelete="SET NULL"), index=True
+    )
+    # {"users": [...], "groups": [...]}: who may view, besides its owner and admins.
+    viewers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    live: Mapped[bool] = mapped_column(Boolean, default=False)  # the live view is offered
+    published_by: Mapped[str] = mapped_column(String(128), default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class DashboardRender(Base):
+    """One run of a dashboard's job rendered as its published view (or why it could not be)."""
+
+    __tablename__ = "dops_dashboard_renders"
+    __table_args__ = (UniqueConstraint("dashboard_id", "run_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dashboard_id: Mapped[str] = mapped_column(
+        ForeignKey("dops_dashboards.id", ondelete="CASCADE"), index=True
+    )
+    run_id: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # rendered | failed
+    error: Mapped[str | None] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    thumbnail: Mapped[bool] = mapped_column(Boolean, default=False)
+    rendered_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ShareLink(Base):
+    """A revocable, expiring link to one dashboard for someone without an account.
+
+    Only the SHA-256 of its secret is kept; the secret itself is shown once, to its owner.
+    """
+
+    __tablename__ = "dops_share_links"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    dashboard_id: Mapped[str] = mapped_column(
+        ForeignKey("dops_dashboards.id", ondelete="CASCADE"), index=True
+    )
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(256), default="")
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class DashboardSubscription(Base):
+    """A viewer who gets an e-mail (with the PDF when available) for each new render."""
+
+    __tablename__ = "dops_dashboard_subscriptions"
+    __table_args__ = (UniqueConstraint("dashboard_id", "user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dashboard_id: Mapped[str] = mapped_column(
+        ForeignKey("dops_dashboards.id", ondelete="CASCADE"), index=True
+    )
+    user: Mapped[str] = mapped_column(String(128))
+    email: Mapped[str] = mapped_column(String(320))
+    pdf: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -17,7 +17,12 @@ import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
 import { DataOpsClient } from './api/client';
 import { dataopsIcon } from './icons';
-import { addJobCommands, jobsPanelActions } from './jobCommands';
+import {
+  addDashboardCommands,
+  dashboardActions,
+  DashboardsModel
+} from './dashboards';
+import { addJobCommands, jobsPanelActions, targetNotebook } from './jobCommands';
 import { JobsModel } from './jobs';
 import { CatalogModel, DatasetModel, pullCode, StatusModel } from './model';
 import {
@@ -176,6 +181,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<IDataOpsStatusModel> = {
     });
     const model = new StatusModel({ client });
     const jobs = new JobsModel({ client });
+    const dashboards = new DashboardsModel({ client });
 
     const sidebar = new DataOpsSidebar({
       model,
@@ -188,7 +194,8 @@ const sidebarPlugin: JupyterFrontEndPlugin<IDataOpsStatusModel> = {
             console.error(`Failed to open the dataset ${name}.`, reason);
           });
       },
-      jobs: { model: jobs, ...jobsPanelActions(app, trans) }
+      jobs: { model: jobs, ...jobsPanelActions(app, trans) },
+      dashboards: { model: dashboards, ...dashboardActions(dashboards, trans) }
     });
     app.shell.add(sidebar, 'left', { rank: 1000 });
     restorer?.add(sidebar, sidebar.id);
@@ -201,6 +208,18 @@ const sidebarPlugin: JupyterFrontEndPlugin<IDataOpsStatusModel> = {
       palette,
       showJobs: () => {
         sidebar.tab = 'jobs';
+        app.shell.activateById(sidebar.id);
+      }
+    });
+
+    addDashboardCommands({
+      app,
+      model: dashboards,
+      trans,
+      palette,
+      targetNotebook: () => targetNotebook(app),
+      showDashboards: () => {
+        sidebar.tab = 'dashboards';
         app.shell.activateById(sidebar.id);
       }
     });

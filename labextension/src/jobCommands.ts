@@ -47,6 +47,14 @@ export interface IJobCommandsOptions {
 }
 
 /**
+ * The notebook a command acts on: the current one, or the file browser's
+ * selected notebook.
+ */
+export function targetNotebook(app: JupyterFrontEnd): string | null {
+  return Private.targetNotebook(app);
+}
+
+/**
  * Add the commands of the jobs: "Run as Job", "Open Run Output" and
  * "Show Run Log".
  */

@@ -185,6 +185,39 @@ export type IDataOpsNotebookParameters = Ok<'/notebooks/parameters', 'get'>;
 export type IDataOpsParameter = IDataOpsNotebookParameters['parameters'][number];
 
 /**
+ * A published dashboard: its source job, viewers, last render and stale state.
+ */
+export type IDataOpsDashboard = Ok<'/dashboards/{slug}', 'get'>;
+
+/**
+ * The body of `GET dataops/api/v1/dashboards`.
+ */
+export type IDataOpsDashboardList = Ok<'/dashboards', 'get'>;
+
+/**
+ * The body of `POST dataops/api/v1/dashboards`: a notebook or a job, and a slug.
+ */
+export type IDataOpsDashboardRequest = Partial<
+  paths['/dashboards']['post']['requestBody']['content']['application/json']
+> &
+  Pick<
+    paths['/dashboards']['post']['requestBody']['content']['application/json'],
+    'slug'
+  >;
+
+/**
+ * The body of `PATCH dataops/api/v1/dashboards/{slug}`.
+ */
+export type IDataOpsDashboardPatch = Partial<
+  paths['/dashboards/{slug}']['patch']['requestBody']['content']['application/json']
+>;
+
+/**
+ * A share link; its `url` (with the secret after `#`) only when just made.
+ */
+export type IDataOpsShareLink = Ok<'/dashboards/{slug}/shares/{link_id}', 'delete'>;
+
+/**
  * The states of a run; `RunInfo.status` is typed as a plain string.
  */
 export type RunStatus =
@@ -227,6 +260,12 @@ export namespace CommandIDs {
    * args `{id}`.
    */
   export const openRunLog = 'jupyter-dataops:open-run-log';
+
+  /**
+   * Publish a notebook as a dashboard, asking slug, title and viewers in a
+   * dialog; args `{path}` (default: the current notebook or the selection).
+   */
+  export const publishDashboard = 'dataops:publish-dashboard';
 }
 
 /**

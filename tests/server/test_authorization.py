@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import urllib.parse
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,19 @@ from sqlalchemy import select
 from jupyter_dataops.client import TOKEN_ENV
 from jupyter_dataops.handlers import RESOURCES, handlers
 from jupyter_dataops.handlers.base import NotFoundHandler
+from jupyter_dataops.handlers.live import LIVE_PAGES
+from jupyter_dataops.handlers.pages import PAGES
+from jupyter_dataops.models import ShareLinkRequest, SubscriptionRequest
 from jupyter_dataops.store import tables as t
 
 from .conftest import server_config
 
 pytestmark = pytest.mark.kernel
+
+PNG = (  # one white pixel
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"
+    "AAAABJRU5ErkJggg=="
+)
 
 CALLERS = ("anon", "run", "run_other", "kernel", "user", "other", "admin")
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -59,6 +68,27 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("runs/{run_id}/outputs/{name}", "get"): (401, 200, 403, 200, 200, 404, 200),
     ("token/renew", "post"): (401, 200, 200, 200, 400, 400, 400),
     ("openapi.json", "get"): (401, 403, 403, 200, 200, 200, 200),
+    ("dashboards", "get"): (401, 403, 403, 200, 200, 200, 200),
+    ("dashboards", "post"): (401, 403, 403, 201, 201, 404, 403),
+    ("dashboards/{slug}", "get"): (401, 403, 403, 200, 200, 404, 200),
+    ("dashboards/{slug}", "patch"): (401, 403, 403, 200, 200, 404, 200),
+    ("dashboards/{slug}", "delete"): (401, 403, 403, 204, 204, 404, 204),
+    ("dashboards/{slug}/renders", "get"): (401, 403, 403, 200, 200, 404, 200),
+    ("dashboards/{slug}/shares", "get"): (401, 403, 403, 200, 200, 404, 200),
+    ("dashboards/{slug}/shares", "post"): (401, 403, 403, 403, 201, 404, 403),
+    ("dashboards/{slug}/shares/{link_id}", "delete"): (401, 403, 403, 200, 200, 404, 200),
+    ("dashboards/{slug}/subscription", "put"): (401, 403, 403, 200, 200, 404, 200),
+    ("dashboards/{slug}/subscription", "delete"): (401, 403, 403, 204, 204, 404, 204),
+    # Pages, for browsers: no credentials is a redirect to the login page; a kernel's or a
+    # run's token never opens one; a dashboard's non-viewers learn nothing (403, not 404).
+    ("page:", "get"): (302, 403, 403, 403, 200, 200, 200),
+    ("page:{slug}", "get"): (302, 403, 403, 403, 200, 403, 200),
+    ("page:{slug}/thumbnail.png", "get"): (302, 403, 403, 403, 200, 403, 200),
+    ("page:{slug}/share", "get"): (200, 200, 200, 200, 200, 200, 200),
+    ("page:_static/{path}", "get"): (200, 200, 200, 200, 200, 200, 200),
+    ("page:{slug}/live", "get"): (302, 403, 403, 403, 200, 403, 200),
+    ("page:_live/api/kernels/{kernel_id}", "get"): (401, 403, 403, 403, 403, 403, 403),
+    ("page:_live/api/kernels/{kernel_id}", "delete"): (401, 403, 403, 403, 403, 403, 403),
     **{("(unknown)", m): (401, 404, 404, 404, 404, 404, 404) for m in METHODS},
 }
 
@@ -79,8 +109,12 @@ def test_every_route_has_a_row():
             f"{h.__name__}: methods {_implemented(h)} but operations {set(h.operations)}"
         )
         registered |= {(_template(h.path), m) for m in h.operations}
-    assert any(cls is NotFoundHandler for _, cls in handlers())
+    assert any(route[1] is NotFoundHandler for route in handlers())
     registered |= {("(unknown)", m) for m in METHODS}
+    for h in [*PAGES, *LIVE_PAGES]:
+        assert _implemented(h) == set(h.operations), h
+        registered |= {(f"page:{_template(h.path)}", m) for m in h.operations}
+    registered.add(("page:_static/{path}", "get"))
     assert registered == set(MATRIX), (
         f"routes without a row: {sorted(registered - set(MATRIX))}; "
         f"rows without a route: {sorted(set(MATRIX) - registered)}"
@@ -111,6 +145,10 @@ def _notebook(path: Path) -> None:
     nbformat.write(nb, path)
 
 
+# Subscribing to a dashboard needs an SMTP server known (nothing is sent here).
+SMTP = {"smtp_host": "127.0.0.1", "smtp_port": 9}
+
+
 @pytest.fixture(params=["personal", "service"])
 def mode(request: pytest.FixtureRequest) -> str:
     """The same matrix on a personal server and on the team's service (configured as
@@ -124,7 +162,7 @@ def jp_server_config(store_url: str, mode: str, tmp_path: Path) -> dict[str, Any
         return server_config(
             store_url,
             ServerApp={"identity_provider_class": "tests.server.identities.HeaderUsers"},
-            DataOps={"warm_kernels": 0, "job_workers": 1},
+            DataOps={"warm_kernels": 0, "job_workers": 1, **SMTP},
         )
     from jupyter_dataops.team.service import ServiceAuthorizer, TokenFileUsers
 
@@ -140,15 +178,21 @@ def jp_server_config(store_url: str, mode: str, tmp_path: Path) -> dict[str, Any
             "authorizer_class": ServiceAuthorizer,
         },
         TokenFileUsers={"users_file": str(users)},
-        DataOps={"mode": "service", "warm_kernels": 0, "job_workers": 1},
+        DataOps={"mode": "service", "warm_kernels": 0, "job_workers": 1, **SMTP},
     )
 
 
-def expected(mode: str, row: tuple[int, ...]) -> tuple[int, ...]:
-    """The service runs no kernels: a kernel's token is never good there."""
-    if mode == "service":
-        return tuple(401 if c == "kernel" else code for c, code in zip(CALLERS, row, strict=True))
-    return row
+def expected(mode: str, route: str, row: tuple[int, ...]) -> tuple[int, ...]:
+    """The service runs no kernels: a kernel's token there is as good as none (a public page
+    still answers it). Nor does it run live views (their kernels would be the service's own
+    user's): a 503 for whoever would otherwise get one."""
+    if mode != "service":
+        return row
+    by = dict(zip(CALLERS, row, strict=True))
+    by["kernel"] = 200 if by["anon"] == 200 else 401
+    if route.startswith(("page:{slug}/live", "page:_live")):
+        by.update({c: 503 for c in ("user", "other", "admin")})
+    return tuple(by[c] for c in CALLERS)
 
 
 @pytest.fixture
@@ -169,6 +213,7 @@ class World:
         self.running = self.run("running")  # the run token's own run
         self.done = self.run("succeeded", host=self.platform.jobs.host)
         self.job = self.job_definition()
+        self.board = self.dashboard(with_render=True)
         self.headers: dict[str, dict[str, str]] = {
             "anon": {"Authorization": ""},
             "run": self._dataops(self.platform.tokens.mint("ada", f"run:{self.running}")),
@@ -216,10 +261,69 @@ class World:
             s.add(t.JobDefinition(name=name, notebook_path="nb.ipynb", owner="ada"))
         return name
 
+    def dashboard(self, with_render: bool = False) -> str:
+        """A dashboard of ada's job; ``with_render``: its job has a run to show (an executed
+        notebook with an image: the view and its thumbnail)."""
+        slug = self.unique("board")
+        with self.platform.store.session() as s:
+            job = s.scalar(select(t.JobDefinition).where(t.JobDefinition.name == self.job))
+            s.add(t.Dashboard(name=slug, owner="ada", job_id=job.id, title=f"Secret {slug}",
+                              live=with_render))  # fmt: skip
+            job_id = job.id
+        if with_render:
+            run_id = self.run("succeeded", host=self.platform.jobs.host)
+            nb = nbformat.v4.new_notebook()
+            out = nbformat.v4.new_output(
+                "display_data", data={"image/png": PNG, "text/plain": "<Figure>"}
+            )
+            nb.cells = [nbformat.v4.new_code_cell("plot()", outputs=[out])]
+            nbformat.write(nb, self.platform.jobs.runs_dir / run_id / "output.ipynb")
+            with self.platform.store.session() as s:
+                r = s.get(t.Run, run_id)
+                r.job_id, r.finished_at = job_id, t.utcnow()
+            self.platform.dashboards.render(self._dashboard_id(slug), run_id, "lab", slug)
+        return slug
+
+    def _dashboard_id(self, slug: str) -> str:
+        with self.platform.store.session() as s:
+            return str(s.scalar(select(t.Dashboard.id).where(t.Dashboard.name == slug)))
+
+    def share(self, slug: str) -> str:
+        user = self.platform.principal("ada")
+        link = self.platform.dashboards.create_share(user, slug, ShareLinkRequest())
+        return link.id
+
+    def subscribe(self, slug: str, caller: str) -> None:
+        name = {"kernel": "ada", "user": "ada", "admin": "root"}.get(caller)
+        if name is not None:
+            user = self.platform.principal(name)
+            req = SubscriptionRequest(email=f"{name}@example.com")
+            self.platform.dashboards.subscribe(user, slug, req)
+
     def call(self, route: str, method: str, caller: str) -> tuple[str, Any]:
         """The path and body of this cell: fresh objects where the call changes them."""
         run_id = self.running if caller == "run" else self.done
         body: Any = None
+        if route.startswith("page:"):
+            page = route[5:]
+            if page == "_static/{path}":
+                return "page:_static/requirejs/require.js", None
+            return "page:" + page.format(slug=self.board, kernel_id=str(uuid.uuid4())), None
+        if route.startswith("dashboards/{slug}"):
+            slug = self.board
+            if method == "delete" and route == "dashboards/{slug}":
+                slug = self.dashboard()
+            if route == "dashboards/{slug}/subscription" and method == "delete":
+                slug = self.dashboard()
+                self.subscribe(slug, caller)
+            link = self.share(slug) if "{link_id}" in route else ""
+            path = route.format(slug=slug, link_id=link)
+            body = {
+                ("dashboards/{slug}", "patch"): {"title": "changed"},
+                ("dashboards/{slug}/shares", "post"): {"label": "board"},
+                ("dashboards/{slug}/subscription", "put"): {"email": "x@example.com"},
+            }.get((route, method))
+            return path, body
         if route == "(unknown)":
             path = "nope/nothing"
             body = {} if method in ("post", "put", "patch") else None
@@ -243,6 +347,7 @@ class World:
             ("runs", "post"): {"notebook_path": "nb.ipynb"},
             ("runs/{run_id}/rerun", "post"): {},
             ("token/renew", "post"): {},
+            ("dashboards", "post"): {"slug": self.unique("pub"), "job": self.job},
         }.get((route, method), body)
         if route == "notebooks/parameters":
             path += "?path=nb.ipynb"
@@ -268,6 +373,13 @@ def world(jp_serverapp, http_server_client, jp_root_dir, jp_asyncio_loop, mode):
 async def _fetch(jp_fetch, path: str, method: str, headers: dict[str, str], body: Any):  # type: ignore[no-untyped-def]
     path, _, query = path.partition("?")
     kwargs: dict[str, Any] = {"method": method.upper(), "raise_error": False}
+    if path.startswith("page:"):
+        if method != "get":
+            kwargs["allow_nonstandard_methods"] = True
+        return await jp_fetch(
+            "dataops", "dashboards", *path[5:].split("/"), headers=headers,
+            follow_redirects=False, **kwargs,
+        )  # fmt: skip
     if method in ("post", "put", "patch"):
         kwargs["body"] = json.dumps(body if body is not None else {})
     return await jp_fetch(
@@ -280,14 +392,18 @@ async def _fetch(jp_fetch, path: str, method: str, headers: dict[str, str], body
 async def test_the_authorization_matrix(world, jp_fetch):
     failures = []
     for (route, method), row in MATRIX.items():
-        for caller, want in zip(CALLERS, expected(world.mode, row), strict=True):
+        for caller, want in zip(CALLERS, expected(world.mode, route, row), strict=True):
             path, body = world.call(route, method, caller)
             resp = await _fetch(jp_fetch, path, method, world.headers[caller], body)
             text = resp.body.decode(errors="replace")
             if resp.code != want:
                 failures.append(f"{method.upper()} {route} as {caller}: {resp.code} != {want}")
                 continue
-            if resp.code >= 400:  # every refusal is the one JSON error shape
+            html_page = route.startswith("page:") and not route.startswith("page:_live/api")
+            if resp.code >= 400 and html_page:  # pages: an HTML page
+                assert 'class="dops-message"' in text, (route, caller, text)
+                assert "Secret" not in text  # not even the dashboard's title
+            elif resp.code >= 400:  # every refusal is the one JSON error shape
                 err = json.loads(text)["error"]
                 assert err["code"] and err["message"], (route, method, caller, text)
                 if resp.code == 401:

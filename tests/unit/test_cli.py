@@ -238,3 +238,43 @@ def test_schedule_a_notebook_from_the_terminal(tmp_path):
     r = run("schedule", "nightly", "--delete", cwd=tmp_path)
     assert r.returncode == 0
     assert json.loads(run("schedule", "--json", cwd=tmp_path).stdout)["jobs"] == []
+
+
+def test_publish_a_dashboard_from_the_terminal(tmp_path):
+    from tests.server.test_dashboards import WIDGET_NB, dashboard_notebook
+
+    dashboard_notebook(tmp_path / "report.ipynb", *WIDGET_NB)
+    r = run("publish", "weekly", "report.ipynb", "-p", "n", "9", "--groups", "ops,finance",
+            "--title", "Weekly", "--wait", "--json", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)["dashboards"][0]
+    assert d["slug"] == "weekly" and d["title"] == "Weekly" and d["job_name"] == "dashboard-weekly"
+    assert d["viewers"] == {"users": [], "groups": ["finance", "ops"]}
+    assert d["last_render"]["status"] == "rendered" and d["last_render"]["parameters"] == {"n": 9}
+    page = tmp_path / ".dataops" / "dashboards" / d["id"] / f"{d['last_render']['run_id']}.html"
+    assert "carriers: 9" in page.read_text()  # rendered by the process that ran it
+    r = run("publish", cwd=tmp_path)
+    assert r.returncode == 0 and "weekly" in r.stdout and "dashboard-weekly" in r.stdout
+    r = run("publish", "weekly", "report.ipynb", cwd=tmp_path)
+    assert r.returncode == 2 and "a dashboard 'weekly' exists" in r.stderr
+    r = run("publish", "weekly", "--unpublish", cwd=tmp_path)
+    assert r.returncode == 0 and "unpublished" in r.stdout
+    r = run("publish", "--json", cwd=tmp_path)
+    assert json.loads(r.stdout)["dashboards"] == []
+
+
+def test_the_demo_publishes_its_dashboard_once(tmp_path):
+    import shutil
+
+    root = Path(__file__).resolve().parents[2] / "notebooks"
+    for name in ("dataops.yaml", "dashboard.ipynb"):
+        shutil.copy(root / name, tmp_path / name)
+    r = run("demo", "--DataOps.local_user=root", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "dashboard flight-delays published" in r.stdout
+    r = run("demo", "--DataOps.local_user=root", cwd=tmp_path)
+    assert "already published" in r.stdout
+    r = run("publish", "--json", "--DataOps.local_user=root", cwd=tmp_path)
+    d = json.loads(r.stdout)["dashboards"][0]
+    assert d["slug"] == "flight-delays" and d["live"] is True and d["pending_run"]
+    assert d["viewers"]["groups"] == ["analysts", "ops"]

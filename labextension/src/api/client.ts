@@ -2,6 +2,11 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import type {
+  IDataOpsDashboard,
+  IDataOpsDashboardList,
+  IDataOpsDashboardPatch,
+  IDataOpsDashboardRequest,
+  IDataOpsShareLink,
   IDataOpsDatasetDetail,
   IDataOpsJob,
   IDataOpsJobList,
@@ -253,6 +258,61 @@ export class DataOpsClient {
       body: JSON.stringify(patch),
       headers: { 'Content-Type': 'application/json' }
     });
+  }
+
+  /**
+   * `GET dashboards`: the dashboards the current user may see.
+   */
+  listDashboards(): Promise<IDataOpsDashboardList> {
+    return this._request<IDataOpsDashboardList>('dashboards');
+  }
+
+  /**
+   * `POST dashboards`: publish a notebook (it runs as a job now) or a job's
+   * results; only the source's owner may.
+   */
+  publishDashboard(body: IDataOpsDashboardRequest): Promise<IDataOpsDashboard> {
+    return this._post<IDataOpsDashboard>('dashboards', body);
+  }
+
+  /**
+   * `PATCH dashboards/{slug}`: change its title, viewers, template or live view.
+   */
+  updateDashboard(
+    slug: string,
+    patch: IDataOpsDashboardPatch
+  ): Promise<IDataOpsDashboard> {
+    return this._request<IDataOpsDashboard>(
+      `dashboards/${encodeURIComponent(slug)}`,
+      {
+        method: 'PATCH',
+        body: JSON.stringify(patch),
+        headers: { 'Content-Type': 'application/json' }
+      }
+    );
+  }
+
+  /**
+   * `DELETE dashboards/{slug}`: unpublish; its job and runs stay.
+   */
+  async unpublishDashboard(slug: string): Promise<void> {
+    await this._request<unknown>(`dashboards/${encodeURIComponent(slug)}`, {
+      method: 'DELETE'
+    });
+  }
+
+  /**
+   * `POST dashboards/{slug}/shares`: a revocable, expiring link for someone
+   * without an account; its URL carries the secret and is returned once.
+   */
+  createShareLink(
+    slug: string,
+    body: { label?: string; expires_in_s?: number } = {}
+  ): Promise<IDataOpsShareLink> {
+    return this._post<IDataOpsShareLink>(
+      `dashboards/${encodeURIComponent(slug)}/shares`,
+      body
+    );
   }
 
   /**

@@ -21,6 +21,113 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/dashboards": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The dashboards you may see */
+        get: operations["get_dashboards"];
+        put?: never;
+        /** Publish a job's results, or a notebook, as a dashboard (its source's owner only) */
+        post: operations["post_dashboards"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/dashboards/{slug}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A dashboard: its source, viewers, last render, stale state */
+        get: operations["get_dashboards_slug"];
+        put?: never;
+        post?: never;
+        /** Unpublish a dashboard (its job and runs stay) */
+        delete: operations["delete_dashboards_slug"];
+        options?: never;
+        head?: never;
+        /** Change a dashboard's title, viewers, template or live view */
+        patch: operations["patch_dashboards_slug"];
+        trace?: never;
+    };
+    "/dashboards/{slug}/renders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Its renders, newest first (each opens at ?run=<run id>) */
+        get: operations["get_dashboards_slug_renders"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/dashboards/{slug}/shares": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Its share links (owner and admins; never their secrets) */
+        get: operations["get_dashboards_slug_shares"];
+        put?: never;
+        /** Make a revocable, expiring link for someone without an account (owner only; the URL with its secret is returned once) */
+        post: operations["post_dashboards_slug_shares"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/dashboards/{slug}/shares/{link_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke a share link (owner and admins) */
+        delete: operations["delete_dashboards_slug_shares_link_id"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/dashboards/{slug}/subscription": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Get an e-mail (with the PDF when the server makes one) for each new render */
+        put: operations["put_dashboards_slug_subscription"];
+        post?: never;
+        /** Stop the e-mails */
+        delete: operations["delete_dashboards_slug_subscription"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/datasets": {
         parameters: {
             query?: never;
@@ -475,6 +582,173 @@ export interface components {
             /** Runs */
             runs: number;
         };
+        /** DashboardInfo */
+        DashboardInfo: {
+            /**
+             * Can Manage
+             * @description Whether you may change, share or unpublish it.
+             */
+            can_manage: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Description */
+            description: string;
+            /** Id */
+            id: string;
+            /**
+             * Job Name
+             * @description null once its job was deleted (renders stay).
+             */
+            job_name: string | null;
+            last_render: components["schemas"]["RenderInfo"] | null;
+            /** Live */
+            live: boolean;
+            /** Live Url */
+            live_url: string | null;
+            /** Notebook Path */
+            notebook_path: string | null;
+            /** Owner */
+            owner: string;
+            /**
+             * Pending Run
+             * @description A run of its job queued or running now.
+             */
+            pending_run: string | null;
+            /** Published By */
+            published_by: string;
+            /** Slug */
+            slug: string;
+            /**
+             * Source
+             * @description job | notebook
+             */
+            source: string;
+            stale: components["schemas"]["StaleInfo"] | null;
+            /**
+             * Subscribed
+             * @description Whether you get an e-mail for each new render.
+             */
+            subscribed: boolean;
+            /** Template */
+            template: string;
+            /** Title */
+            title: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /**
+             * Url
+             * @description The published view: a path of the server that serves it (the team's service in team mode), relative to its base URL for the Python API.
+             */
+            url: string;
+            viewers: components["schemas"]["Viewers-Output"];
+        };
+        /** DashboardList */
+        DashboardList: {
+            /** Dashboards */
+            dashboards: components["schemas"]["DashboardInfo"][];
+        };
+        /** DashboardPatch */
+        DashboardPatch: {
+            /**
+             * Description
+             * @default null
+             */
+            description: string | null;
+            /**
+             * Live
+             * @default null
+             */
+            live: boolean | null;
+            /**
+             * Template
+             * @default null
+             */
+            template: string | null;
+            /**
+             * Title
+             * @default null
+             */
+            title: string | null;
+            /** @default null */
+            viewers: components["schemas"]["Viewers-Input"] | null;
+        };
+        /**
+         * DashboardRequest
+         * @description Publish a job definition's results, or a notebook (run as a job on publish).
+         */
+        DashboardRequest: {
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /**
+             * Job
+             * @description A job definition you own (name or id): the dashboard shows its latest successful run, re-rendered when a new run succeeds.
+             * @default null
+             */
+            job: string | null;
+            /**
+             * Live
+             * @description Offer the live view: the notebook run for each viewer, as the viewer, with parameters from the query string.
+             * @default false
+             */
+            live: boolean;
+            /**
+             * Notebook Path
+             * @description Or a notebook: it becomes the job `dashboard-<slug>` and runs now.
+             * @default null
+             */
+            notebook_path: string | null;
+            /**
+             * Parameters
+             * @description With notebook_path: the parameters of its runs.
+             */
+            parameters?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Run Now
+             * @description With job: also run the job now (a notebook always runs).
+             * @default false
+             */
+            run_now: boolean;
+            /**
+             * Schedule
+             * @description With notebook_path: a cron expression that refreshes it.
+             * @default null
+             */
+            schedule: string | null;
+            /**
+             * Slug
+             * @description Its stable name in URLs: lower-case letters, digits and dashes.
+             */
+            slug: string;
+            /**
+             * Template
+             * @description An installed nbconvert HTML template: lab, classic...
+             * @default lab
+             */
+            template: string;
+            /**
+             * Timezone
+             * @default UTC
+             */
+            timezone: string;
+            /**
+             * Title
+             * @description Default: the slug.
+             * @default
+             */
+            title: string;
+            viewers?: components["schemas"]["Viewers-Input"];
+        };
         /** DatasetDetail */
         DatasetDetail: {
             access: components["schemas"]["AccessInfo"];
@@ -867,7 +1141,7 @@ export interface components {
             error: string | null;
             /**
              * Event
-             * @description success | failure
+             * @description success | failure | render (a dashboard's subscriber)
              */
             event: string;
             /**
@@ -1011,6 +1285,40 @@ export interface components {
              */
             title: string;
         };
+        /**
+         * RenderInfo
+         * @description One run of the dashboard's job, rendered as its published view.
+         */
+        RenderInfo: {
+            /** Error */
+            error: string | null;
+            /** Parameters */
+            parameters: {
+                [key: string]: unknown;
+            };
+            /**
+             * Rendered At
+             * Format: date-time
+             */
+            rendered_at: string;
+            /** Run Finished At */
+            run_finished_at: string | null;
+            /** Run Id */
+            run_id: string;
+            /**
+             * Status
+             * @description rendered | failed (the run succeeded; its render did not)
+             */
+            status: string;
+        };
+        /** RenderList */
+        RenderList: {
+            /**
+             * Renders
+             * @description Newest first.
+             */
+            renders: components["schemas"]["RenderInfo"][];
+        };
         /** RerunRequest */
         RerunRequest: {
             /**
@@ -1143,6 +1451,78 @@ export interface components {
              */
             timeout_s: number | null;
         };
+        /** ShareLinkInfo */
+        ShareLinkInfo: {
+            /** Active */
+            active: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /** Id */
+            id: string;
+            /** Label */
+            label: string;
+            /** Last Used At */
+            last_used_at: string | null;
+            /** Revoked At */
+            revoked_at: string | null;
+            /**
+             * Url
+             * @description The link, with its secret after `#`: returned once, when it is made. Browsers never send what follows `#`, so the secret stays out of server logs.
+             * @default null
+             */
+            url: string | null;
+        };
+        /** ShareLinkList */
+        ShareLinkList: {
+            /** Links */
+            links: components["schemas"]["ShareLinkInfo"][];
+        };
+        /** ShareLinkRequest */
+        ShareLinkRequest: {
+            /**
+             * Expires In S
+             * @description Seconds until it stops working (at most 90 days).
+             * @default 604800
+             */
+            expires_in_s: number;
+            /**
+             * Label
+             * @description Who it is for.
+             * @default
+             */
+            label: string;
+        };
+        /**
+         * StaleInfo
+         * @description A run newer than the view failed: the view is the last good one.
+         */
+        StaleInfo: {
+            /** Failed Runs */
+            failed_runs: number;
+            /** Reason */
+            reason: string;
+            /**
+             * Run Id
+             * @description The latest failed run.
+             */
+            run_id: string;
+            /**
+             * Since
+             * Format: date-time
+             * @description When the first failed run since the view ended.
+             */
+            since: string;
+        };
         /** StatusResponse */
         StatusResponse: {
             counts: components["schemas"]["Counts"];
@@ -1166,6 +1546,35 @@ export interface components {
              * @description Metadata store URL with any password replaced by `***`.
              */
             url: string;
+        };
+        /** SubscriptionInfo */
+        SubscriptionInfo: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Email */
+            email: string;
+            /** Pdf */
+            pdf: boolean;
+            /** Slug */
+            slug: string;
+            /** User */
+            user: string;
+        };
+        /** SubscriptionRequest */
+        SubscriptionRequest: {
+            /**
+             * Email
+             * @description Where the e-mails go (a link to the new render, and its PDF when the server can make one).
+             */
+            email: string;
+            /**
+             * Pdf
+             * @default true
+             */
+            pdf: boolean;
         };
         /** TokenInfo */
         TokenInfo: {
@@ -1227,6 +1636,26 @@ export interface components {
             /** Row Count */
             row_count: number | null;
         };
+        /**
+         * Viewers
+         * @description Who may open a dashboard, besides its owner (and admins): users and groups.
+         */
+        "Viewers-Input": {
+            /** Groups */
+            groups?: string[];
+            /** Users */
+            users?: string[];
+        };
+        /**
+         * Viewers
+         * @description Who may open a dashboard, besides its owner (and admins): users and groups.
+         */
+        "Viewers-Output": {
+            /** Groups */
+            groups: string[];
+            /** Users */
+            users: string[];
+        };
         /** WorkspaceInfo */
         WorkspaceInfo: {
             /**
@@ -1286,6 +1715,360 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_dashboards: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DashboardList"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_dashboards: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DashboardRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DashboardInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_dashboards_slug: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DashboardInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    delete_dashboards_slug: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    patch_dashboards_slug: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DashboardPatch"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DashboardInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_dashboards_slug_renders: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RenderList"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_dashboards_slug_shares: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShareLinkList"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_dashboards_slug_shares: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ShareLinkRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShareLinkInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    delete_dashboards_slug_shares_link_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                slug: string;
+                link_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShareLinkInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    put_dashboards_slug_subscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SubscriptionRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    delete_dashboards_slug_subscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
                 };
             };
             /** @description Error */

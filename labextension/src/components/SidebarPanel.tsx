@@ -4,13 +4,14 @@ import * as React from 'react';
 
 import { IDataOpsCatalogModel, IDataOpsStatusModel } from '../tokens';
 import { CatalogPanel } from './CatalogPanel';
+import { DashboardsPanel, IDashboardsPanelProps } from './DashboardsPanel';
 import { IJobsPanelProps, JobsPanel } from './JobsPanel';
 import { StatusPanel } from './StatusPanel';
 
 /**
  * The tabs of the DataOps sidebar.
  */
-export type SidebarTab = 'status' | 'catalog' | 'jobs';
+export type SidebarTab = 'status' | 'catalog' | 'jobs' | 'dashboards';
 
 export interface ISidebarPanelProps {
   tab: SidebarTab;
@@ -19,6 +20,7 @@ export interface ISidebarPanelProps {
   catalog: IDataOpsCatalogModel;
   onOpenDataset: (name: string) => void;
   jobs: Omit<IJobsPanelProps, 'trans'>;
+  dashboards: Omit<IDashboardsPanelProps, 'trans'>;
   trans: TranslationBundle;
 }
 
@@ -27,12 +29,21 @@ export interface ISidebarPanelProps {
  * then the tabs "Status | Catalog | Jobs".
  */
 export function SidebarPanel(props: ISidebarPanelProps): JSX.Element {
-  const { tab, onTabChange, status, catalog, onOpenDataset, jobs, trans } =
-    props;
+  const {
+    tab,
+    onTabChange,
+    status,
+    catalog,
+    onOpenDataset,
+    jobs,
+    dashboards,
+    trans
+  } = props;
   const tabs: [SidebarTab, string][] = [
     ['status', trans.__('Status')],
     ['catalog', trans.__('Catalog')],
-    ['jobs', trans.__('Jobs')]
+    ['jobs', trans.__('Jobs')],
+    ['dashboards', trans.__('Dashboards')]
   ];
   const refreshers = {
     status: {
@@ -49,6 +60,11 @@ export function SidebarPanel(props: ISidebarPanelProps): JSX.Element {
       label: trans.__('Refresh the runs and jobs'),
       loading: jobs.model.loading,
       run: () => jobs.model.refresh()
+    },
+    dashboards: {
+      label: trans.__('Refresh the dashboards'),
+      loading: dashboards.model.loading,
+      run: () => dashboards.model.refresh()
     }
   };
   const refresh = refreshers[tab];
@@ -123,6 +139,9 @@ export function SidebarPanel(props: ISidebarPanelProps): JSX.Element {
           <CatalogPanel model={catalog} onOpen={onOpenDataset} trans={trans} />
         )}
         {tab === 'jobs' && <JobsPanel {...jobs} trans={trans} />}
+        {tab === 'dashboards' && (
+          <DashboardsPanel {...dashboards} trans={trans} />
+        )}
       </div>
     </div>
   );

@@ -3,6 +3,7 @@ import { ReactWidget } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
+import { IDashboardsPanelProps } from '../components/DashboardsPanel';
 import { IJobsPanelProps } from '../components/JobsPanel';
 import { SidebarPanel, SidebarTab } from '../components/SidebarPanel';
 import { dataopsIcon } from '../icons';
@@ -25,6 +26,7 @@ export class DataOpsSidebar extends ReactWidget {
     this._catalog = options.catalog;
     this._openDataset = options.openDataset;
     this._jobs = options.jobs;
+    this._dashboards = options.dashboards;
     this._trans = options.trans;
     this.id = SIDEBAR_ID;
     this.addClass('jp-DataOps-sidebar');
@@ -34,6 +36,7 @@ export class DataOpsSidebar extends ReactWidget {
     this._status.changed.connect(this._onModelChanged, this);
     this._catalog.changed.connect(this._onModelChanged, this);
     this._jobs.model.changed.connect(this._onModelChanged, this);
+    this._dashboards.model.changed.connect(this._onModelChanged, this);
   }
 
   /**
@@ -80,6 +83,7 @@ export class DataOpsSidebar extends ReactWidget {
         catalog={this._catalog}
         onOpenDataset={this._openDataset}
         jobs={this._jobs}
+        dashboards={this._dashboards}
         trans={this._trans}
       />
     );
@@ -99,6 +103,9 @@ export class DataOpsSidebar extends ReactWidget {
     } else {
       this._jobs.model.stopPolling();
     }
+    if (this._tab === 'dashboards' && !this._dashboards.model.loading) {
+      void this._dashboards.model.refresh();
+    }
     if (
       this._tab === 'catalog' &&
       this._catalog.datasets === null &&
@@ -116,6 +123,7 @@ export class DataOpsSidebar extends ReactWidget {
   private _catalog: IDataOpsCatalogModel;
   private _openDataset: (name: string) => void;
   private _jobs: Omit<IJobsPanelProps, 'trans'>;
+  private _dashboards: Omit<IDashboardsPanelProps, 'trans'>;
   private _trans: TranslationBundle;
   private _tab: SidebarTab = 'status';
 }
@@ -141,6 +149,11 @@ export namespace DataOpsSidebar {
      * The jobs model and the actions of the Jobs tab.
      */
     jobs: Omit<IJobsPanelProps, 'trans'>;
+
+    /**
+     * The dashboards model and the actions of the Dashboards tab.
+     */
+    dashboards: Omit<IDashboardsPanelProps, 'trans'>;
 
     trans: TranslationBundle;
   }
