@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import uuid
@@ -129,6 +130,9 @@ class DataOpsApp(ExtensionApp):
         # Background work starts here, with the loop running, never at import or in
         # initialize_settings.
         p = self.platform
+        # MLflow's first use imports it and creates the store's tables (about 2 s): done in a
+        # thread now, so neither the loop nor the first run waits for it.
+        self._tracking_warmup = asyncio.get_running_loop().run_in_executor(None, p.tracking.warm)
         self.executor = p.executor(getattr(self, "kernel_url", ""))
         self.settings["dataops_executor"] = self.executor
         serverapp.web_app.settings["dataops_executor"] = self.executor

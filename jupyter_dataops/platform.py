@@ -70,6 +70,15 @@ class Platform:
             allowed_networks=tuple(settings.webhook_allowed_networks),
         )
         self.notifier = Notifier(self.store, self.keys.webhook_key, smtp, webhooks=webhooks)
+        from .tracking.service import Tracking
+
+        self.tracking = Tracking(
+            self.store,
+            self.root,
+            settings.mlflow_tracking_uri,
+            lambda: self.workspace_config().admins,
+            ui_url=settings.mlflow_ui_url,
+        )
         self.jobs = JobService(
             self.store,
             self.root,
@@ -78,6 +87,7 @@ class Platform:
             default_executor=settings.executor,
             notifier=self.notifier,
             outputs_url=settings.outputs_url,
+            tracking=self.tracking,
         )
 
     def start_query(self, fn: Callable[[], T]) -> asyncio.Future[T]:

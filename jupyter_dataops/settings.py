@@ -134,6 +134,39 @@ class DataOps(LoggingConfigurable):
         "e.g. tcp://127.0.0.1:8786. Needs the 'dask' extra (distributed).",
     ).tag(config=True)
 
+    mlflow_tracking_uri = Unicode(
+        "",
+        help="MLflow tracking URI that every tracked run is written to: a real MLflow server "
+        "(http://mlflow.internal:5000) or database (postgresql://...), e.g. in team mode. "
+        "Default: an embedded store, sqlite:///<root>/.dataops/mlflow/mlflow.db, its "
+        "artifacts beside it in .dataops/mlflow/artifacts. Kernels never get this URI: they "
+        "log through the DataOps API's MLflow endpoint, which checks whose run it is.",
+    ).tag(config=True)
+
+    mlflow_ui_url = Unicode(
+        "",
+        help="URL of an MLflow UI showing mlflow_tracking_uri (e.g. http://127.0.0.1:5000/), "
+        "for links from the Experiments panel. Empty: no links.",
+    ).tag(config=True)
+
+    openlineage_url = Unicode(
+        "",
+        help="OpenLineage HTTP endpoint (Marquez-compatible, e.g. http://marquez:5000) that job "
+        "runs' lineage events are sent to. Empty (the default): they are appended to "
+        "openlineage_file.",
+    ).tag(config=True)
+
+    openlineage_file = Unicode(
+        "",
+        help="File that OpenLineage run events are appended to, one JSON object a line, when "
+        "openlineage_url is not set. Default: <root>/.dataops/openlineage/events.jsonl.",
+    ).tag(config=True)
+
+    openlineage_namespace = Unicode(
+        "jupyter-dataops",
+        help="OpenLineage namespace of job runs' jobs.",
+    ).tag(config=True)
+
     smtp_host = Unicode(
         "",
         help="SMTP server that sends job notification e-mails. Empty (the default): e-mail "

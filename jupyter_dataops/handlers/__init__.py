@@ -24,6 +24,7 @@ from .jobs import (
     RunHandler,
     RunsHandler,
 )
+from .mlflow import MlflowArtifactHandler, MlflowArtifactListHandler, MlflowHandler
 from .openapi import OpenAPIHandler
 from .status import StatusHandler
 from .token import TokenRenewHandler
@@ -48,6 +49,9 @@ RESOURCES: list[type[DataOpsHandler]] = [
     LogHandler,
     OutputHandler,
     TokenRenewHandler,
+    MlflowHandler,
+    MlflowArtifactListHandler,
+    MlflowArtifactHandler,
     OpenAPIHandler,
 ]
 

@@ -6,6 +6,7 @@ Blocking (store and file work): call through the platform's pools. The executor 
 
 from __future__ import annotations
 
+import logging
 import shutil
 import socket
 from collections.abc import Callable
@@ -38,7 +39,10 @@ from .parameters import infer_parameters, notebook_hash, read_notebook, validate
 from .storage import OutputStorage
 
 if TYPE_CHECKING:
+    from ..tracking.service import Tracking
     from .notify import Notifier
+
+log = logging.getLogger(__name__)
 
 TERMINAL = ("succeeded", "failed", "cancelled", "timed_out")
 OUTPUT_FILES = {
@@ -74,8 +78,10 @@ class JobService:
         default_executor: str = "local",
         notifier: Notifier | None = None,
         outputs_url: str = "",
+        tracking: Tracking | None = None,
     ) -> None:
         self.store = store
+        self.tracking = tracking  # every run is an MLflow run
         # Shared storage of run files (fsspec), besides the local run directories.
         self.storage = OutputStorage(outputs_url) if outputs_url else None
         self.notifier = notifier  # told about every run that ends for good
@@ -510,13 +516,15 @@ class JobService:
             r.progress = {"output_formats": formats, "cell": 0, "of": None}
             run_dir = self.runs_dir / run_id
             timeout = r.timeout_s
+            token = self.tokens.mint(r.owner, f"run:{run_id}")
             env = {
                 "JUPYTER_DATAOPS_URL": server_url,
                 # Scoped to this run and its owner: a job reads what its owner may read, and
                 # the token is refused once the run has ended (and renewed only while it runs).
-                "JUPYTER_DATAOPS_TOKEN": self.tokens.mint(r.owner, f"run:{run_id}"),
+                "JUPYTER_DATAOPS_TOKEN": token,
                 "DATAOPS_RUN_ID": run_id,
             }
+            env.update(self._start_tracking(s, r, server_url, token, run_dir))
             nb_dir = (self.root / r.notebook_path).resolve().parent
             job = {
                 "run_id": run_id, "notebook": r.notebook_path,
@@ -527,6 +535,23 @@ class JobService:
                 "output_formats": formats,
             }  # fmt: skip
             return RunSpec(run_id, r.kernel_name, timeout, job)
+
+    def _start_tracking(
+        self, s: Any, r: t.Run, server_url: str, token: str, run_dir: Path
+    ) -> dict[str, str]:
+        """Create the run's MLflow run; the kernel environment that logs into it."""
+        if self.tracking is None:
+            return {}
+        job_name = None
+        if r.job_id:
+            job_name = s.scalar(select(t.JobDefinition.name).where(t.JobDefinition.id == r.job_id))
+        try:
+            mlflow_run_id = self.tracking.start_job_run(s, r, job_name)
+        except Exception as e:  # the run goes on untracked, and says why
+            log.warning("DataOps: run %s is not tracked in MLflow", r.id, exc_info=True)
+            r.progress = {**r.progress, "tracking_error": f"{type(e).__name__}: {e}"}
+            return {}
+        return self.tracking.kernel_env(mlflow_run_id, server_url, token, run_dir / "spool")
 
     def progress(self, run_id: str, data: dict[str, Any]) -> None:
         with self.store.session() as s:
@@ -567,6 +592,12 @@ class JobService:
                 if (self.runs_dir / run_id / OUTPUT_FILES[name]).exists()
             }
             r.outputs = found
+            if self.tracking is not None:
+                try:
+                    self.tracking.end_job_run(s, r, status, self.runs_dir / run_id)
+                except Exception:  # the run's record stands; MLflow's may be behind
+                    log.warning("DataOps: run %s: ending its MLflow run failed", run_id,
+                                exc_info=True)  # fmt: skip
             if self.storage is not None:
                 try:
                     self._share(run_id, set(found) - {"input"})

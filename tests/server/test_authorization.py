@@ -58,6 +58,29 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("runs/{run_id}/outputs/{name}", "get"): (401, 200, 403, 200, 200, 404, 200),
     ("token/renew", "post"): (401, 200, 200, 200, 400, 400, 400),
     ("openapi.json", "get"): (401, 403, 403, 200, 200, 200, 200),
+    # MLflow's REST API: a run token reads and writes its own run's MLflow run only; the owner
+    # (and their kernels) read and write theirs; admins read, never write, others' runs.
+    ("mlflow/api/2.0/mlflow/{op}", "get"): (401, 200, 403, 200, 200, 404, 200),
+    ("mlflow/api/2.0/mlflow/{op}", "post"): (401, 200, 403, 200, 200, 404, 403),
+    ("mlflow/api/2.0/mlflow-artifacts/artifacts", "get"): (401, 200, 403, 200, 200, 404, 200),
+    ("mlflow/api/2.0/mlflow-artifacts/artifacts/{path}", "get"): (
+        401,
+        200,
+        403,
+        200,
+        200,
+        404,
+        200,
+    ),
+    ("mlflow/api/2.0/mlflow-artifacts/artifacts/{path}", "put"): (
+        401,
+        200,
+        403,
+        200,
+        200,
+        404,
+        403,
+    ),
     **{("(unknown)", m): (401, 404, 404, 404, 404, 404, 404) for m in METHODS},
 }
 
@@ -135,6 +158,9 @@ class World:
         self.running = self.run("running")  # the run token's own run
         self.done = self.run("succeeded", host=self.platform.jobs.host)
         self.job = self.job_definition()
+        # The MLflow runs: the running job run's, and one of ada's own (running) notebook runs.
+        self.ml_running = self.mlflow_run(self.running)
+        self.ml_ada = self.mlflow_run(None)
         self.headers: dict[str, dict[str, str]] = {
             "anon": {"Authorization": ""},
             "run": self._dataops(self.platform.tokens.mint("ada", f"run:{self.running}")),
@@ -172,6 +198,19 @@ class World:
                         host=host, outputs={"input": "input.ipynb", "log": "run.log"}))  # fmt: skip
         return run_id
 
+    def mlflow_run(self, run_id: str | None) -> str:
+        tracking = self.platform.tracking
+        client = tracking.client()
+        eid = tracking.experiment("matrix")
+        mid = client.create_run(eid, tags={"dataops.owner": "ada"}).info.run_id
+        art = self.root / "a.txt"
+        art.write_text("artifact")
+        client.log_artifact(mid, str(art))
+        with self.platform.store.session() as s:
+            s.add(t.TrackedRun(mlflow_run_id=mid, experiment_id=eid, owner="ada",
+                               kind="job" if run_id else "interactive", run_id=run_id))  # fmt: skip
+        return mid
+
     def job_definition(self) -> str:
         name = self.unique("job")
         with self.platform.store.session() as s:
@@ -190,7 +229,7 @@ class World:
         elif route == "jobs/{ref}" and method == "delete":
             path = f"jobs/{self.job_definition()}"
         else:
-            path = route.format(run_id=run_id, name="input", ref=self.job)
+            path = route.format(run_id=run_id, name="input", ref=self.job, op="", path="")
             if route.startswith("datasets/{name}"):
                 path = route.format(name="flights")
         body = {
@@ -206,6 +245,19 @@ class World:
             ("runs/{run_id}/rerun", "post"): {},
             ("token/renew", "post"): {},
         }.get((route, method), body)
+        mid = self.ml_running if caller == "run" else self.ml_ada
+        if route == "mlflow/api/2.0/mlflow/{op}":
+            if method == "get":
+                path = f"mlflow/api/2.0/mlflow/runs/get?run_id={mid}"
+            else:
+                path = "mlflow/api/2.0/mlflow/runs/log-metric"
+                body = {"run_id": mid, "key": "m", "value": 1.0, "timestamp": 1, "step": 0}
+        elif route == "mlflow/api/2.0/mlflow-artifacts/artifacts":
+            path = f"{route}?path=runs/{mid}/artifacts"
+        elif route == "mlflow/api/2.0/mlflow-artifacts/artifacts/{path}":
+            name = "a.txt" if method == "get" else f"up{self.unique('')}.txt"
+            path = route.format(path=f"runs/{mid}/artifacts/{name}")
+            body = {"some": "content"} if method == "put" else None
         if route == "notebooks/parameters":
             path += "?path=nb.ipynb"
         return path, body

@@ -144,6 +144,59 @@ export interface paths {
         patch: operations["patch_jobs_ref"];
         trace?: never;
     };
+    "/mlflow/api/2.0/mlflow-artifacts/artifacts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List a run's artifacts (MLflow's artifact proxy: ?path=runs/<id>/artifacts/...) */
+        get: operations["get_mlflow_api_2_0_mlflow_artifacts_artifacts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/mlflow/api/2.0/mlflow-artifacts/artifacts/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Download an artifact of a run the caller may read */
+        get: operations["get_mlflow_api_2_0_mlflow_artifacts_artifacts_path"];
+        /** Upload an artifact to a run the caller may write (its own running run) */
+        put: operations["put_mlflow_api_2_0_mlflow_artifacts_artifacts_path"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/mlflow/api/2.0/mlflow/{op}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** MLflow REST API 2.0 reads (runs/get, metrics/get-history, experiments/get, experiments/get-by-name) of runs the caller may read */
+        get: operations["get_mlflow_api_2_0_mlflow_op"];
+        put?: never;
+        /** MLflow REST API 2.0 writes (runs/log-metric, log-parameter, log-batch, set-tag, delete-tag, log-inputs, update; users also runs/create, runs/search, experiments/create) to runs the caller may write */
+        post: operations["post_mlflow_api_2_0_mlflow_op"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/notebooks/parameters": {
         parameters: {
             query?: never;
@@ -1579,6 +1632,162 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["JobDefinitionInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_mlflow_api_2_0_mlflow_artifacts_artifacts: {
+        parameters: {
+            query?: {
+                /** @description runs/<mlflow run id>/artifacts[/<dir>] */
+                path?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_mlflow_api_2_0_mlflow_artifacts_artifacts_path: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    put_mlflow_api_2_0_mlflow_artifacts_artifacts_path: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_mlflow_api_2_0_mlflow_op: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                op: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_mlflow_api_2_0_mlflow_op: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                op: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
                 };
             };
             /** @description Error */

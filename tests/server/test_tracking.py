@@ -1,0 +1,181 @@
+"""Tracking end to end: job runs are MLflow runs in a real MLflow store (SQLite), written by
+real kernels through the DataOps API's MLflow endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from jupyter_dataops.store import tables as t
+
+from .test_jobs import notebook, wait_for
+
+pytestmark = pytest.mark.kernel
+
+POLICY = """
+admins: [root]
+groups:
+  analysts: {members: [ada]}
+datasets:
+  flights:
+    owner: ada
+    source: {type: csv, path: data/flights.csv}
+  planes:
+    owner: ada
+    source: {type: csv, path: data/planes.csv}
+    columns:
+      owner_name: {classification: [pii]}
+grants:
+  - groups: [analysts]
+    datasets: [flights, planes]
+masks:
+  - classifications: [pii]
+    function: redact
+"""
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store' / 'dataops.db'}"
+
+
+@pytest.fixture
+def tracked(jp_serverapp, http_server_client, jp_root_dir, jp_asyncio_loop):  # type: ignore[no-untyped-def]
+    (jp_root_dir / "dataops.yaml").write_text(POLICY)
+    data = jp_root_dir / "data"
+    data.mkdir()
+    (data / "flights.csv").write_text("carrier,dep_delay,tailnum\nAA,5,N1\nUA,70,N2\nAA,90,N3\n")
+    (data / "planes.csv").write_text("tailnum,owner_name\nN1,Alice Secretowner\nN2,Bob Hidden\n")
+    notebook(
+        jp_root_dir / "nb" / "train.ipynb",
+        "alpha = 0.5\nepochs = 3",
+        "import mlflow\n"
+        "for step in range(epochs):\n"
+        "    mlflow.log_metric('loss', 1.0 / (step + 1), step=step)\n"
+        "mlflow.log_param('optimizer', 'sgd')\n"
+        "mlflow.set_tag('note', 'plain mlflow')\n"
+        "mlflow.log_text('hello', 'extra/hello.txt')\n"
+        "print('RUN', mlflow.active_run().info.run_id)",
+    )
+    notebook(jp_root_dir / "nb" / "fail.ipynb", "", "import mlflow\nmlflow.log_metric('x', 1)\n1/0")
+    notebook(jp_root_dir / "nb" / "sleep.ipynb", "seconds = 60", "import time\ntime.sleep(seconds)")
+    notebook(
+        jp_root_dir / "nb" / "intrude.ipynb",
+        "other = ''",
+        "import json, mlflow\n"
+        "from mlflow.tracking import MlflowClient\n"
+        "c = MlflowClient()\n"
+        "out = {}\n"
+        "for name, call in [\n"
+        "    ('metric', lambda: c.log_metric(other, 'stolen', 1.0)),\n"
+        "    ('param', lambda: c.log_param(other, 'stolen', 'x')),\n"
+        "    ('read', lambda: c.get_run(other)),\n"
+        "    ('artifacts', lambda: c.list_artifacts(other)),\n"
+        "    ('download', lambda: c.download_artifacts(other, 'notebook/input.ipynb', '.')),\n"
+        "    ('create', lambda: c.create_run('0')),\n"
+        "    ('own_tag', lambda: mlflow.set_tag('dataops.owner', 'mallory')),\n"
+        "    ('own', lambda: mlflow.log_metric('fine', 1.0)),\n"
+        "]:\n"
+        "    try:\n"
+        "        call(); out[name] = 'allowed'\n"
+        "    except Exception as e:\n"
+        "        out[name] = str(e)[:300]\n"
+        "print('INTRUDE', json.dumps(out))",
+    )
+    jp_asyncio_loop.run_until_complete(
+        jp_serverapp.extension_manager.start_extension("jupyter_dataops")
+    )
+    return jp_serverapp.web_app.settings["dataops"]
+
+
+def mlflow_run(platform: Any, run_id: str) -> Any:
+    with platform.store.session() as s:
+        mid = s.scalar(select(t.TrackedRun.mlflow_run_id).where(t.TrackedRun.run_id == run_id))
+    assert mid, f"run {run_id} has no MLflow run"
+    return platform.tracking.client().get_run(mid)
+
+
+async def submit(api: Any, body: dict[str, Any]) -> dict[str, Any]:
+    code, run = await api("POST", "runs", body)
+    assert code == 201, run
+    return await wait_for(api, run["id"])
+
+
+async def test_a_job_run_is_one_mlflow_run_that_plain_mlflow_logs_into(tracked, api):
+    code, job = await api("POST", "jobs", {"name": "trainer", "notebook_path": "nb/train.ipynb"})
+    assert code == 201, job
+    done = await submit(api, {"job": "trainer", "parameters": {"alpha": 0.25}})
+    assert done["status"] == "succeeded", done
+    run = mlflow_run(tracked, done["id"])
+    client = tracked.tracking.client()
+    assert client.get_experiment(run.info.experiment_id).name == "trainer"
+    assert run.info.status == "FINISHED"
+    assert run.data.params["alpha"] == "0.25" and run.data.params["epochs"] == "3"
+    assert run.data.params["optimizer"] == "sgd"  # logged by the notebook itself
+    tags = run.data.tags
+    assert tags["dataops.run_id"] == done["id"] and tags["dataops.job"] == "trainer"
+    assert tags["dataops.owner"] == "ada" and tags["dataops.attempt"] == "1"
+    assert tags["dataops.notebook_path"] == "nb/train.ipynb"
+    assert tags["dataops.notebook_hash"] == done["notebook_hash"]
+    assert tags["mlflow.source.name"] == "nb/train.ipynb" and tags["note"] == "plain mlflow"
+    assert tags["dataops.trigger"] == "api" and tags["dataops.executor"] == "local"
+    history = client.get_metric_history(run.info.run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(0, 1.0), (1, 0.5), (2, 1 / 3)]
+    assert run.data.metrics["dataops.duration_s"] > 0
+    names = {a.path for a in client.list_artifacts(run.info.run_id, "notebook")}
+    assert names >= {"notebook/input.ipynb", "notebook/output.ipynb"}
+    assert client.list_artifacts(run.info.run_id, "extra")[0].path == "extra/hello.txt"
+    executed = Path(client.download_artifacts(run.info.run_id, "notebook/output.ipynb"))
+    assert f"RUN {run.info.run_id}" in executed.read_text()
+    # Exactly one MLflow run for this job run.
+    found = client.search_runs([run.info.experiment_id])
+    assert [r.info.run_id for r in found] == [run.info.run_id]
+
+
+async def test_failed_timed_out_and_cancelled_runs_say_so_in_mlflow(tracked, api):
+    failed = await submit(api, {"notebook_path": "nb/fail.ipynb"})
+    assert failed["status"] == "failed"
+    run = mlflow_run(tracked, failed["id"])
+    # The kernel's MLflow client ended the run FINISHED at exit; the server's word stands.
+    assert run.info.status == "FAILED" and run.data.metrics["x"] == 1
+    assert run.data.tags["dataops.status"] == "failed"
+    timed = await submit(api, {"notebook_path": "nb/sleep.ipynb", "timeout_s": 2})
+    assert timed["status"] == "timed_out"
+    assert mlflow_run(tracked, timed["id"]).info.status == "FAILED"
+    code, run = await api("POST", "runs", {"notebook_path": "nb/sleep.ipynb"})
+    for _ in range(300):
+        code, cur = await api("GET", f"runs/{run['id']}")
+        if cur["progress"].get("cell", 0) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    code, cancelled = await api("POST", f"runs/{run['id']}/cancel")
+    assert code == 200
+    done = await wait_for(api, run["id"])
+    assert done["status"] == "cancelled"
+    mr = mlflow_run(tracked, run["id"])
+    assert mr.info.status == "KILLED" and mr.info.end_time
+
+
+async def test_a_job_kernel_writes_only_its_own_run(tracked, api):
+    victim = await submit(api, {"notebook_path": "nb/train.ipynb"})
+    other = mlflow_run(tracked, victim["id"]).info.run_id
+    done = await submit(api, {"notebook_path": "nb/intrude.ipynb", "parameters": {"other": other}})
+    assert done["status"] == "succeeded", done
+    code, _ = await api("GET", f"runs/{done['id']}")
+    log = (tracked.jobs.runs_dir / done["id"] / "output.ipynb").read_text()
+    line = next(x for x in json.loads(log)["cells"][-1]["outputs"][0]["text"] if "INTRUDE" in x)
+    out = json.loads(line.split("INTRUDE", 1)[1])
+    for refused in ("metric", "param", "read", "artifacts", "download", "create", "own_tag"):
+        assert out[refused] != "allowed", (refused, out)
+    assert "own MLflow run" in out["metric"]
+    assert out["own"] == "allowed"
+    victim_run = tracked.tracking.client().get_run(other)
+    assert "stolen" not in victim_run.data.metrics and "stolen" not in victim_run.data.params
+    assert victim_run.data.tags["dataops.owner"] == "ada"
+    mine = mlflow_run(tracked, done["id"])
+    assert mine.data.metrics["fine"] == 1.0 and mine.data.tags["dataops.owner"] == "ada"
