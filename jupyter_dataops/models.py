@@ -439,3 +439,45 @@ class RunInfo(_Model):
 
 class RunList(_Model):
     runs: list[RunInfo]
+
+
+# tracking -----------------------------------------------------------------------------------
+TrackedStatus = Literal["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
+
+
+class StartTrackedRunRequest(_Model):
+    experiment: str = Field(min_length=1, max_length=500, description="Experiment name.")
+    run_name: str | None = Field(default=None, max_length=250)
+    params: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    notebook_path: str = Field(default="", description="The notebook the run is made in.")
+    notebook_hash: str = Field(default="", description="sha256 of the notebook's saved file.")
+
+
+class TrackedRunInfo(_Model):
+    mlflow_run_id: str
+    experiment_id: str
+    experiment: str
+    owner: str
+    kind: str = Field(description="`job` (a job run's) or `interactive` (dops.run).")
+    run_id: str | None = Field(description="The DataOps job run it tracks, if a job's.")
+    notebook_path: str
+    status: TrackedStatus
+    created_at: datetime
+    ended_at: datetime | None
+
+
+class LogRecord(_Model):
+    t: Literal["m", "p", "g"] = Field(description="metric, param or tag")
+    k: str = Field(min_length=1, max_length=250)
+    v: Any
+    ts: int | None = Field(default=None, description="metric timestamp, ms since the epoch")
+    s: int | None = Field(default=None, description="metric step")
+
+
+class LogRequest(_Model):
+    records: list[LogRecord] = Field(max_length=100_000)
+
+
+class EndTrackedRunRequest(_Model):
+    status: Literal["FINISHED", "FAILED", "KILLED"] = "FINISHED"

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,7 @@ class Plan:
     masked: list[str]
     filter: str | None
     started: float
+    kinds: dict[str, str] = field(default_factory=dict)  # the columns read: their kinds
 
     def open(self) -> pa.RecordBatchReader:
         """Run the statement; engine errors become user errors without engine text."""
@@ -450,7 +451,10 @@ class Catalog:
                 duration_ms=(time.perf_counter() - started) * 1000))  # fmt: skip
             raise
         masked = sorted(c for c in columns if c in decision.masks)
-        return Plan(name, version, sql, source, columns, decision, masked, filter_text, started)
+        read_kinds = {c: kinds[c] for c in columns}
+        return Plan(
+            name, version, sql, source, columns, decision, masked, filter_text, started, read_kinds
+        )
 
     def finish(
         self, user: Principal, plan: Plan, action: str, rows: int | None, error: str | None = None

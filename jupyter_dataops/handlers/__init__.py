@@ -28,6 +28,12 @@ from .mlflow import MlflowArtifactHandler, MlflowArtifactListHandler, MlflowHand
 from .openapi import OpenAPIHandler
 from .status import StatusHandler
 from .token import TokenRenewHandler
+from .tracking import (
+    TrackedRunEndHandler,
+    TrackedRunHandler,
+    TrackedRunLogHandler,
+    TrackedRunsHandler,
+)
 from .workspace import ValidateConfigHandler
 
 RESOURCES: list[type[DataOpsHandler]] = [
@@ -49,6 +55,10 @@ RESOURCES: list[type[DataOpsHandler]] = [
     LogHandler,
     OutputHandler,
     TokenRenewHandler,
+    TrackedRunsHandler,
+    TrackedRunHandler,
+    TrackedRunLogHandler,
+    TrackedRunEndHandler,
     MlflowHandler,
     MlflowArtifactListHandler,
     MlflowArtifactHandler,

@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from ..exceptions import Conflict, Forbidden, InvalidRequest, NotFound
 from ..identity import Principal
+from ..models import StartTrackedRunRequest, TrackedRunInfo
 from ..paths import STATE_DIR
 from ..store import Store
 from ..store import tables as t
@@ -327,13 +328,38 @@ class Tracking:
                 notebook_hash=notebook_hash, status="RUNNING"))  # fmt: skip
         return c.get_run(mid) if params else run
 
+    @staticmethod
+    def info(tr: t.TrackedRun) -> TrackedRunInfo:
+        return TrackedRunInfo(
+            mlflow_run_id=tr.mlflow_run_id, experiment_id=tr.experiment_id,
+            experiment=tr.experiment_name, owner=tr.owner, kind=tr.kind, run_id=tr.run_id,
+            notebook_path=tr.notebook_path, status=tr.status,  # type: ignore[arg-type]
+            created_at=tr.created_at, ended_at=tr.ended_at)  # fmt: skip
+
+    def start(self, user: Principal, req: StartTrackedRunRequest) -> TrackedRunInfo:
+        """``dops.run(...)``: a new run of the caller's."""
+        run = self.create_user_run(
+            user,
+            req.experiment,
+            run_name=req.run_name,
+            tags=req.tags,
+            params=req.params,
+            notebook_path=req.notebook_path,
+            notebook_hash=req.notebook_hash,
+        )
+        with self.store.session() as s:
+            return self.info(self.tracked(s, run.info.run_id))
+
+    def get(self, user: Principal, mlflow_run_id: str) -> TrackedRunInfo:
+        return self.info(self.readable(user, mlflow_run_id))
+
     def mark_ended(self, mlflow_run_id: str, status: str) -> None:
         with self.store.session() as s:
             tr = s.get(t.TrackedRun, mlflow_run_id)
             if tr is not None and tr.status not in ENDED:
                 tr.status, tr.ended_at = status, t.utcnow()
 
-    def end_user_run(self, user: Principal, mlflow_run_id: str, status: str) -> None:
+    def end_user_run(self, user: Principal, mlflow_run_id: str, status: str) -> TrackedRunInfo:
         if status not in ENDED:
             raise InvalidRequest(f"status must be one of {', '.join(ENDED)}, not {status!r}")
         tr = self.writable(user, mlflow_run_id)
@@ -341,6 +367,8 @@ class Tracking:
             raise Forbidden("a job's MLflow run is ended by the server when the job run ends")
         self.client().set_terminated(mlflow_run_id, status)
         self.mark_ended(mlflow_run_id, status)
+        with self.store.session() as s:
+            return self.info(self.tracked(s, mlflow_run_id))
 
     def log_batch(self, user: Principal, mlflow_run_id: str, records: list[dict[str, Any]]) -> None:
         """Records of the kernel's spool format (see spool.py) into a run the caller writes."""
@@ -376,6 +404,77 @@ class Tracking:
             return list(
                 self.client().search_runs(
                     experiment_ids, text, max_results=max_results, order_by=order_by or None
+                )
+            )
+
+    # lineage ---------------------------------------------------------------------------------
+    def record_read(
+        self, user: Principal, plan: Any, rows: int, asked_run: str | None = None
+    ) -> None:
+        """A governed read made inside a tracked run: a row of lineage, and an MLflow dataset
+        input of the run (name, version digest, source, columns, filter, row count; never a
+        value). A job run's read belongs to its run whatever the kernel says; a notebook's to
+        the run it names, if the user may write it. Never fails the read."""
+        try:
+            with self.store.session() as s:
+                if user.kind == "run":
+                    tr = s.scalar(select(t.TrackedRun).where(t.TrackedRun.run_id == user.run_id))
+                elif asked_run:
+                    tr = s.get(t.TrackedRun, asked_run)
+                    if tr is not None:
+                        try:
+                            self.check_write(user, tr)
+                        except Exception:
+                            tr = None
+                else:
+                    tr = None
+                if tr is None or tr.status in ENDED:
+                    return
+                s.add(t.LineageRead(
+                    mlflow_run_id=tr.mlflow_run_id, run_id=tr.run_id, owner=tr.owner,
+                    dataset=plan.dataset, version=plan.version, columns=list(plan.columns),
+                    filter=plan.filter, row_count=rows))  # fmt: skip
+                mid = tr.mlflow_run_id
+            self._log_input(mid, plan, rows)
+        except Exception:
+            log.warning("DataOps: lineage of a read of %s not recorded", plan.dataset,
+                        exc_info=True)  # fmt: skip
+
+    def _log_input(self, mid: str, plan: Any, rows: int) -> None:
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        types = {"string": "string", "integer": "long", "float": "double", "boolean": "boolean"}
+        schema = {
+            "mlflow_colspec": [
+                {"name": c, "type": types.get(plan.kinds.get(c, ""), "string")}
+                for c in plan.columns
+            ]
+        }
+        profile = {
+            "num_rows": rows,
+            "columns": list(plan.columns),
+            "filter": plan.filter,
+            "masked_columns": list(plan.masked),
+        }
+        dataset = Dataset(
+            name=plan.dataset,
+            digest=plan.version[:36],
+            source_type="dataops",
+            source=json.dumps({"uri": f"dataops://{plan.dataset}@{plan.version}"}),
+            schema=json.dumps(schema),
+            profile=json.dumps(profile),
+        )
+        self.client().log_inputs(
+            mid, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "pull")])]
+        )
+
+    def reads_of(self, mlflow_run_id: str) -> list[t.LineageRead]:
+        with self.store.session() as s:
+            return list(
+                s.scalars(
+                    select(t.LineageRead)
+                    .where(t.LineageRead.mlflow_run_id == mlflow_run_id)
+                    .order_by(t.LineageRead.id)
                 )
             )
 

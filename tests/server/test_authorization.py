@@ -58,6 +58,10 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("runs/{run_id}/outputs/{name}", "get"): (401, 200, 403, 200, 200, 404, 200),
     ("token/renew", "post"): (401, 200, 200, 200, 400, 400, 400),
     ("openapi.json", "get"): (401, 403, 403, 200, 200, 200, 200),
+    ("tracking/runs", "post"): (401, 403, 403, 201, 201, 201, 201),
+    ("tracking/runs/{mlflow_run_id}", "get"): (401, 200, 403, 200, 200, 404, 200),
+    ("tracking/runs/{mlflow_run_id}/log", "post"): (401, 204, 403, 204, 204, 404, 403),
+    ("tracking/runs/{mlflow_run_id}/end", "post"): (401, 403, 403, 200, 200, 404, 403),
     # MLflow's REST API: a run token reads and writes its own run's MLflow run only; the owner
     # (and their kernels) read and write theirs; admins read, never write, others' runs.
     ("mlflow/api/2.0/mlflow/{op}", "get"): (401, 200, 403, 200, 200, 404, 200),
@@ -229,7 +233,9 @@ class World:
         elif route == "jobs/{ref}" and method == "delete":
             path = f"jobs/{self.job_definition()}"
         else:
-            path = route.format(run_id=run_id, name="input", ref=self.job, op="", path="")
+            path = route.format(
+                run_id=run_id, name="input", ref=self.job, op="", path="", mlflow_run_id=""
+            )
             if route.startswith("datasets/{name}"):
                 path = route.format(name="flights")
         body = {
@@ -258,6 +264,16 @@ class World:
             name = "a.txt" if method == "get" else f"up{self.unique('')}.txt"
             path = route.format(path=f"runs/{mid}/artifacts/{name}")
             body = {"some": "content"} if method == "put" else None
+        if route.startswith("tracking/runs/"):
+            fresh = self.mlflow_run(None) if route.endswith("/end") else mid
+            path = route.format(mlflow_run_id=fresh)
+        body = {
+            ("tracking/runs", "post"): {"experiment": "mine"},
+            ("tracking/runs/{mlflow_run_id}/log", "post"): {
+                "records": [{"t": "m", "k": "x", "v": 1.0, "ts": 1, "s": 0}]
+            },
+            ("tracking/runs/{mlflow_run_id}/end", "post"): {"status": "FINISHED"},
+        }.get((route, method), body)
         if route == "notebooks/parameters":
             path += "?path=nb.ipynb"
         return path, body

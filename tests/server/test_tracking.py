@@ -179,3 +179,150 @@ async def test_a_job_kernel_writes_only_its_own_run(tracked, api):
     assert victim_run.data.tags["dataops.owner"] == "ada"
     mine = mlflow_run(tracked, done["id"])
     assert mine.data.metrics["fine"] == 1.0 and mine.data.tags["dataops.owner"] == "ada"
+
+
+def cell_output(platform: Any, run_id: str, marker: str) -> Any:
+    nb = json.loads((platform.jobs.runs_dir / run_id / "output.ipynb").read_text())
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            for line in out.get("text", []):
+                if line.startswith(marker):
+                    return json.loads(line[len(marker) :])
+    raise AssertionError(f"{marker} not printed by run {run_id}")
+
+
+async def test_lineage_of_a_job_that_pulls_two_datasets(tracked, api, jp_root_dir):
+    notebook(
+        jp_root_dir / "nb" / "two.ipynb",
+        "",
+        "import jupyter_dataops as dops\n"
+        "f = dops.pull('flights', columns=['carrier', 'dep_delay'], where='dep_delay > 60')\n"
+        "p = dops.pull('planes')\n"
+        "dops.log_metric('rows', len(f) + len(p))",
+    )
+    done = await submit(api, {"notebook_path": "nb/two.ipynb"})
+    assert done["status"] == "succeeded", done
+    run = mlflow_run(tracked, done["id"])
+    assert run.data.metrics["rows"] == 4
+    inputs = {d.dataset.name: d.dataset for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {"flights", "planes"}
+    flights = inputs["flights"]
+    profile = json.loads(flights.profile)
+    assert profile["num_rows"] == 2 and profile["filter"] == "dep_delay > 60"
+    assert profile["columns"] == ["carrier", "dep_delay"]
+    assert json.loads(inputs["planes"].profile)["masked_columns"] == ["owner_name"]
+    code, ds = await api("GET", "datasets/flights")
+    assert flights.digest == ds["versions"][0]["fingerprint"]
+    # Never a value: the masked column's real values appear nowhere in the run's record.
+    record = json.dumps(run.to_dictionary(), default=str)
+    assert "Secretowner" not in record and "Hidden" not in record
+
+
+async def in_kernel(serverapp: Any, code: str, env: dict[str, str], path: str = "nb") -> str:
+    """Run ``code`` in a kernel of the server (as JupyterLab starts a notebook's); output."""
+    import os
+
+    km = serverapp.kernel_manager
+    kernel_id = await km.start_kernel(kernel_name="python3", path=path, env={**os.environ, **env})
+    client = km.get_kernel(kernel_id).client()
+    client.start_channels()
+    out: list[str] = []
+
+    def hook(msg: dict) -> None:
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+        elif msg["msg_type"] == "error":
+            out.append("\n".join(msg["content"]["traceback"]))
+
+    try:
+        await client.wait_for_ready(timeout=60)
+        await client.execute_interactive(code, output_hook=hook, timeout=120)
+    finally:
+        client.stop_channels()
+        await km.shutdown_kernel(kernel_id, now=True)
+    return "".join(out)
+
+
+def printed(text: str, marker: str = "RESULT") -> Any:
+    assert f"{marker} " in text, text
+    return json.loads(text.split(f"{marker} ", 1)[1].splitlines()[0])
+
+
+INTERACTIVE = """
+import json, jupyter_dataops as dops
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+with dops.run("tuning", params={"alpha": 0.1, "layers": [2, 3]}) as run:
+    for step in range(50):
+        dops.log_metric("loss", 1 / (step + 1), step=step)
+    dops.log_metrics({"precision": 0.9, "recall": 0.8})
+    dops.set_tag("model", "ridge")
+    df = dops.pull("flights", columns=["carrier"])
+    fig, ax = plt.subplots()
+    ax.plot([1, 2, 3])
+    dops.log_figure(fig, "plots/curve.png")
+try:
+    dops.log_metric("late", 1.0)
+    late = "allowed"
+except dops.DataOpsClientError as e:
+    late = str(e)
+print("RESULT " + json.dumps({"id": run.id, "status": run.status, "late": late}))
+"""
+
+
+async def test_a_notebook_tracks_a_run_with_dops_run(tracked, jp_serverapp, jp_root_dir, tmp_path):
+    (jp_root_dir / "nb").mkdir(exist_ok=True)
+    (jp_root_dir / "nb" / "tune.ipynb").write_text('{"cells": [], "metadata": {}}')
+    env = {"JPY_SESSION_NAME": "nb/tune.ipynb", "DATAOPS_SPOOL_DIR": str(tmp_path / "spool")}
+    result = printed(await in_kernel(jp_serverapp, INTERACTIVE, env))
+    assert result["status"] == "FINISHED"
+    assert "has ended (FINISHED)" in result["late"] and "dops.run" in result["late"]
+    client = tracked.tracking.client()
+    run = client.get_run(result["id"])
+    assert run.info.status == "FINISHED"
+    assert client.get_experiment(run.info.experiment_id).name == "tuning"
+    assert run.data.params == {"alpha": "0.1", "layers": "[2, 3]"}
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "loss")][:2] == [1, 0.5]
+    assert len(client.get_metric_history(run.info.run_id, "loss")) == 50
+    assert run.data.metrics["precision"] == 0.9 and run.data.tags["model"] == "ridge"
+    tags = run.data.tags
+    import hashlib
+
+    digest = hashlib.sha256((jp_root_dir / "nb" / "tune.ipynb").read_bytes()).hexdigest()
+    assert tags["mlflow.source.name"] == "nb/tune.ipynb" and tags["dataops.owner"] == "ada"
+    assert tags["dataops.notebook_hash"] == digest
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "plots")] == ["plots/curve.png"]
+    assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["flights"]
+    assert not list((tmp_path / "spool").glob("*.jsonl"))  # all sent: nothing kept
+
+
+async def test_values_logged_before_the_kernel_dies_are_not_lost(tracked, jp_serverapp, tmp_path):
+    env = {"DATAOPS_SPOOL_DIR": str(tmp_path / "spool")}
+    dying = (
+        "import json, os, jupyter_dataops as dops\n"
+        "from jupyter_dataops.client import tracking\n"
+        "tracking.FLUSH_EVERY_S = 3600  # nothing is sent before the kernel dies\n"
+        "tracking.BATCH = 10**9\n"
+        "run = dops.run('crashy')\n"
+        "for i in range(500):\n"
+        "    dops.log_metric('m', i, step=i)\n"
+        "print('RESULT ' + json.dumps({'id': run.id}), flush=True)\n"
+    )  # then the kernel is killed (in_kernel's shutdown_kernel(now=True)): no atexit runs
+    result = printed(await in_kernel(jp_serverapp, dying, env))
+    client = tracked.tracking.client()
+    assert len(client.get_metric_history(result["id"], "m")) == 0  # really unsent
+    assert list((tmp_path / "spool").glob(f"{result['id']}.*.jsonl"))
+    nxt = (
+        "import json, threading, jupyter_dataops as dops\n"
+        "with dops.run('other'):\n"
+        "    pass\n"
+        "for t in threading.enumerate():\n"
+        "    if t.name == 'dataops-recover':\n"
+        "        t.join(60)\n"
+        "print('RESULT {}')\n"
+    )
+    await in_kernel(jp_serverapp, nxt, env)
+    history = client.get_metric_history(result["id"], "m")
+    assert sorted(m.value for m in history) == list(range(500))
+    assert client.get_run(result["id"]).info.status == "FAILED"  # its kernel died in it

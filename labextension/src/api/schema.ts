@@ -368,6 +368,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/tracking/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start an MLflow run of yours (dops.run): experiment, params, the notebook */
+        post: operations["post_tracking_runs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tracking/runs/{mlflow_run_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An MLflow run you may read: whose, which job run */
+        get: operations["get_tracking_runs_mlflow_run_id"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tracking/runs/{mlflow_run_id}/end": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** End a run of yours (a job's run is ended by the server) */
+        post: operations["post_tracking_runs_mlflow_run_id_end"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tracking/runs/{mlflow_run_id}/log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Log a batch of metrics, params and tags into a running run you may write (a job run's token: its own run only); 409 once the run has ended */
+        post: operations["post_tracking_runs_mlflow_run_id_log"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/workspace/validate": {
         parameters: {
             query?: never;
@@ -570,6 +638,15 @@ export interface components {
             tags: string[];
             /** Title */
             title: string;
+        };
+        /** EndTrackedRunRequest */
+        EndTrackedRunRequest: {
+            /**
+             * Status
+             * @default FINISHED
+             * @enum {string}
+             */
+            status: "FINISHED" | "FAILED" | "KILLED";
         };
         /** ErrorDetail */
         ErrorDetail: {
@@ -833,6 +910,36 @@ export interface components {
         JobList: {
             /** Jobs */
             jobs: components["schemas"]["JobDefinitionInfo"][];
+        };
+        /** LogRecord */
+        LogRecord: {
+            /** K */
+            k: string;
+            /**
+             * S
+             * @description metric step
+             * @default null
+             */
+            s: number | null;
+            /**
+             * T
+             * @description metric, param or tag
+             * @enum {string}
+             */
+            t: "m" | "p" | "g";
+            /**
+             * Ts
+             * @description metric timestamp, ms since the epoch
+             * @default null
+             */
+            ts: number | null;
+            /** V */
+            v: unknown;
+        };
+        /** LogRequest */
+        LogRequest: {
+            /** Records */
+            records: components["schemas"]["LogRecord"][];
         };
         /** NotebookParameters */
         NotebookParameters: {
@@ -1130,6 +1237,39 @@ export interface components {
              */
             timeout_s: number | null;
         };
+        /** StartTrackedRunRequest */
+        StartTrackedRunRequest: {
+            /**
+             * Experiment
+             * @description Experiment name.
+             */
+            experiment: string;
+            /**
+             * Notebook Hash
+             * @description sha256 of the notebook's saved file.
+             * @default
+             */
+            notebook_hash: string;
+            /**
+             * Notebook Path
+             * @description The notebook the run is made in.
+             * @default
+             */
+            notebook_path: string;
+            /** Params */
+            params?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Run Name
+             * @default null
+             */
+            run_name: string | null;
+            /** Tags */
+            tags?: {
+                [key: string]: string;
+            };
+        };
         /** StatusResponse */
         StatusResponse: {
             counts: components["schemas"]["Counts"];
@@ -1171,6 +1311,41 @@ export interface components {
              * @description The fresh DataOps token (send as `Authorization: DataOps`).
              */
             token: string;
+        };
+        /** TrackedRunInfo */
+        TrackedRunInfo: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Ended At */
+            ended_at: string | null;
+            /** Experiment */
+            experiment: string;
+            /** Experiment Id */
+            experiment_id: string;
+            /**
+             * Kind
+             * @description `job` (a job run's) or `interactive` (dops.run).
+             */
+            kind: string;
+            /** Mlflow Run Id */
+            mlflow_run_id: string;
+            /** Notebook Path */
+            notebook_path: string;
+            /** Owner */
+            owner: string;
+            /**
+             * Run Id
+             * @description The DataOps job run it tracks, if a job's.
+             */
+            run_id: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "RUNNING" | "SCHEDULED" | "FINISHED" | "FAILED" | "KILLED";
         };
         /** UserInfo */
         UserInfo: {
@@ -2136,6 +2311,140 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TokenInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_tracking_runs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StartTrackedRunRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrackedRunInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_tracking_runs_mlflow_run_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                mlflow_run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrackedRunInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_tracking_runs_mlflow_run_id_end: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                mlflow_run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EndTrackedRunRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrackedRunInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_tracking_runs_mlflow_run_id_log: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                mlflow_run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LogRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
                 };
             };
             /** @description Error */
