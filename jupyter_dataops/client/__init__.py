@@ -238,6 +238,19 @@ def _from_http_error(e: urllib.error.HTTPError) -> DataOpsClientError:
 _default: Client | None = None
 
 
+def keep_fresh(every_s: float) -> None:
+    """Renew this kernel's token now and every ``every_s`` seconds while it lives (a job
+    kernel's timer calls this, so plain MLflow calls never send an expired token)."""
+    try:
+        connect().renew()
+    except DataOpsClientError as e:
+        if e.status == 401:
+            return  # the run has ended: nothing to renew any more
+    timer = threading.Timer(every_s, keep_fresh, args=(every_s,))
+    timer.daemon = True
+    timer.start()
+
+
 def connect(url: str | None = None, token: str | None = None, scheme: str = "DataOps") -> Client:
     """The client for this kernel's server (from the environment), or for ``url``/``token``.
 

@@ -533,6 +533,8 @@ class JobService:
                 "log_path": str(run_dir / OUTPUT_FILES["log"]),
                 "parameters": r.parameters, "cwd": str(nb_dir), "env": env,
                 "output_formats": formats,
+                # Renewed well before it expires (the client library renews its own too).
+                "renew_every_s": self.tokens.ttl_s / 2,
             }  # fmt: skip
             return RunSpec(run_id, r.kernel_name, timeout, job)
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from jupyter_dataops.store import tables as t
 
+from .conftest import server_config
 from .test_jobs import notebook, wait_for
 
 pytestmark = pytest.mark.kernel
@@ -42,6 +43,11 @@ masks:
 @pytest.fixture
 def store_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store' / 'dataops.db'}"
+
+
+@pytest.fixture
+def jp_server_config(store_url: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    return server_config(store_url, DataOps=getattr(request, "param", {}))
 
 
 @pytest.fixture
@@ -326,3 +332,16 @@ async def test_values_logged_before_the_kernel_dies_are_not_lost(tracked, jp_ser
     history = client.get_metric_history(result["id"], "m")
     assert sorted(m.value for m in history) == list(range(500))
     assert client.get_run(result["id"]).info.status == "FAILED"  # its kernel died in it
+
+
+@pytest.mark.parametrize("jp_server_config", [{"token_ttl": 3.0}], indirect=True)
+async def test_plain_mlflow_outlives_the_run_token_s_lifetime(tracked, api, jp_root_dir):
+    # The run's token lives 3 s here; the notebook logs 7 s in, with plain MLflow.
+    notebook(
+        jp_root_dir / "nb" / "long.ipynb",
+        "",
+        "import time, mlflow\ntime.sleep(7)\nmlflow.log_metric('late', 2)",
+    )
+    done = await submit(api, {"notebook_path": "nb/long.ipynb"})
+    assert done["status"] == "succeeded", done["error"]
+    assert mlflow_run(tracked, done["id"]).data.metrics["late"] == 2
