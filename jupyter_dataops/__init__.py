@@ -22,7 +22,7 @@ except ImportError:  # running from a source tree that was never built
 _CLIENT_API = (
     "status", "datasets", "describe", "pull", "lineage", "run_notebook", "connect", "Client",
     "DataOpsClientError", "run", "Run", "active_run", "log_param", "log_params", "log_metric",
-    "log_metrics", "set_tag", "log_artifact", "log_figure", "flush",
+    "log_metrics", "set_tag", "log_artifact", "log_figure", "flush", "compare",
 )  # fmt: skip
 
 __all__ = ["__version__", *_CLIENT_API]

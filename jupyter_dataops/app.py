@@ -133,6 +133,8 @@ class DataOpsApp(ExtensionApp):
         # MLflow's first use imports it and creates the store's tables (about 2 s): done in a
         # thread now, so neither the loop nor the first run waits for it.
         self._tracking_warmup = asyncio.get_running_loop().run_in_executor(None, p.tracking.warm)
+        if p.settings.observe_interval > 0:
+            self._observer = asyncio.create_task(self._observe(p.settings.observe_interval))
         self.executor = p.executor(getattr(self, "kernel_url", ""))
         self.settings["dataops_executor"] = self.executor
         serverapp.web_app.settings["dataops_executor"] = self.executor
@@ -152,7 +154,20 @@ class DataOpsApp(ExtensionApp):
             serverapp.web_app.settings["dataops_scheduler"] = self.scheduler
             await self.scheduler.start()
 
+    async def _observe(self, every: float) -> None:
+        """Hash the file datasets' changed files in the background (the query pool)."""
+        assert self.platform is not None
+        while True:
+            try:
+                await self.platform.run_query(self.platform.catalog.observe)
+            except Exception:
+                self.log.warning("DataOps: observing the sources failed", exc_info=True)
+            await asyncio.sleep(every)
+
     async def stop_extension(self) -> None:
+        observer = getattr(self, "_observer", None)
+        if observer is not None:
+            observer.cancel()
         scheduler = getattr(self, "scheduler", None)
         if scheduler is not None:
             await scheduler.stop()

@@ -336,6 +336,78 @@ class RunApp(_Sub):
         return "\n".join(lines)
 
 
+class ReproduceApp(RunApp):
+    name = "jupyter-dataops-reproduce"
+    description = (
+        "Re-run a run's exact notebook snapshot with its parameters: `reproduce RUN_ID "
+        "[--wait]` (a job run id or an MLflow run id); first says whether each dataset "
+        "version it read is still the current one."
+    )
+
+    def run(self) -> None:
+        if len(self.extra_args) != 1:
+            raise InvalidRequest("give one run id: jupyter dataops reproduce RUN_ID")
+        from .tracking.compare import Comparisons
+
+        p = self.open_platform()
+        try:
+            if self.wait:
+                p.jobs.become_dispatcher("run")
+            user = p.principal(p.kernel_owner())
+            compare = Comparisons(p.tracking)
+            tracked = compare.resolve(user, self.extra_args[0])
+            if tracked.run_id is None:
+                raise InvalidRequest(
+                    f"{self.extra_args[0]} is a notebook's run (dops.run), not a job run: "
+                    "there is no snapshot to re-run"
+                )
+            report = self._datasets(p, user, compare, tracked.mlflow_run_id)
+            print(report["text"], file=sys.stderr)
+            run = p.jobs.reproduce(user, tracked.run_id)
+            print(f"run {run.id} queued: reproduces {tracked.run_id} ({run.notebook_path}, "
+                  f"parameters {run.parameters})", file=sys.stderr)  # fmt: skip
+            if not self.wait:
+                self.emit({"run": run.model_dump(mode="json"), "datasets": report["datasets"]},
+                          run.id)  # fmt: skip
+                return
+            final = asyncio.run(self._execute(p, run.id))
+        finally:
+            p.close()
+        self.emit(
+            {"run": final.model_dump(mode="json"), "datasets": report["datasets"]},
+            self._describe(final, p.jobs.runs_dir),
+        )
+        if final.status != "succeeded":
+            self.exit(1)
+
+    @staticmethod
+    def _datasets(p: Any, user: Any, compare: Any, mlflow_run_id: str) -> dict[str, Any]:
+        """Each dataset version the run read, against the current one (observed now)."""
+        seen: dict[tuple[str, str], dict[str, Any]] = {}
+        for read in compare.tracking.reads_of(mlflow_run_id):
+            if (read.dataset, read.version) in seen:
+                continue
+            try:
+                versions = p.catalog.describe(user, read.dataset, refresh=True).versions
+                current = versions[0].fingerprint if versions else None
+            except DataOpsError as e:
+                current = None
+                print(f"  {read.dataset}: cannot observe it now: {e.message}", file=sys.stderr)
+            seen[(read.dataset, read.version)] = {
+                "dataset": read.dataset, "version": read.version, "current_version": current,
+                "is_current": current == read.version,
+            }  # fmt: skip
+        rows = list(seen.values())
+        lines = [f"the run read {len(rows)} dataset version(s):"]
+        for d in rows:
+            state = "still current" if d["is_current"] else f"CHANGED, now {d['current_version']}"
+            lines.append(f"  {d['dataset']} {d['version']}: {state}")
+        changed = [d["dataset"] for d in rows if not d["is_current"]]
+        if changed:
+            lines.append(f"changed since: {', '.join(changed)}: the result may differ")
+        return {"datasets": rows, "text": "\n".join(lines)}
+
+
 class SchedulerApp(_Sub):
     name = "jupyter-dataops-scheduler"
     description = "Fire job schedules and execute the runs in this process, until SIGTERM/SIGINT."
@@ -687,6 +759,7 @@ class DataOpsCLI(JupyterApp):
         "catalog": (CatalogApp, CatalogApp.description),
         "register": (RegisterApp, RegisterApp.description),
         "run": (RunApp, RunApp.description),
+        "reproduce": (ReproduceApp, ReproduceApp.description),
         "jobs": (JobsApp, JobsApp.description),
         "schedule": (ScheduleApp, ScheduleApp.description),
         "scheduler": (SchedulerApp, SchedulerApp.description),

@@ -481,3 +481,75 @@ class LogRequest(_Model):
 
 class EndTrackedRunRequest(_Model):
     status: Literal["FINISHED", "FAILED", "KILLED"] = "FINISHED"
+
+
+class DatasetRead(_Model):
+    dataset: str
+    version: str = Field(description="The version (content fingerprint) the run read.")
+    current_version: str | None = Field(description="The dataset's latest observed version.")
+    is_current: bool
+    columns: list[str]
+    filter: str | None
+    row_count: int | None
+    at: datetime
+    mlflow_run_id: str
+    run_id: str | None
+    experiment: str
+    owner: str
+
+
+class LineageResponse(_Model):
+    dataset: str | None = Field(description="The dataset asked about (?dataset=).")
+    run: TrackedRunInfo | None = Field(description="The run asked about (?run=).")
+    reads: list[DatasetRead] = Field(description="Which runs read which versions, newest first.")
+    outputs: list[str] = Field(description="What the run produced: its artifacts.")
+
+
+class ExperimentInfo(_Model):
+    id: str
+    name: str
+    runs: int = Field(description="Runs of it you may see.")
+    last_run_at: datetime | None
+
+
+class ExperimentList(_Model):
+    experiments: list[ExperimentInfo]
+    mlflow_ui_url: str | None = Field(description="c.DataOps.mlflow_ui_url, for links.")
+
+
+class RunSummary(_Model):
+    mlflow_run_id: str
+    name: str
+    status: str
+    start_time: datetime | None
+    end_time: datetime | None
+    params: dict[str, str]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    owner: str
+    run_id: str | None = Field(description="The job run it tracks, if a job's.")
+    notebook_path: str
+
+
+class RunSearchResult(_Model):
+    experiment: ExperimentInfo
+    runs: list[RunSummary]
+
+
+class MetricPoint(_Model):
+    step: int
+    value: float
+    timestamp: int
+
+
+class MetricHistory(_Model):
+    mlflow_run_id: str
+    key: str
+    points: list[MetricPoint]
+
+
+class TrackedRunDetail(_Model):
+    info: TrackedRunInfo
+    summary: RunSummary
+    datasets: list[DatasetRead]
+    artifacts: list[str]

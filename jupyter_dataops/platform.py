@@ -79,6 +79,13 @@ class Platform:
             lambda: self.workspace_config().admins,
             ui_url=settings.mlflow_ui_url,
         )
+        from .tracking.openlineage import LineageEvents
+
+        self.tracking.events = LineageEvents(
+            settings.openlineage_namespace,
+            Path(settings.openlineage_file or self.state_dir / "openlineage" / "events.jsonl"),
+            settings.openlineage_url,
+        )
         self.jobs = JobService(
             self.store,
             self.root,
@@ -227,4 +234,5 @@ class Platform:
         self._query_pool.shutdown(wait=False, cancel_futures=True)
         self.notifier.close()  # deliveries under way finish and are recorded
         self.jobs.stop_dispatching()
+        self.tracking.close()  # lineage events under way are sent
         self.store.close()

@@ -167,6 +167,13 @@ class DataOps(LoggingConfigurable):
         help="OpenLineage namespace of job runs' jobs.",
     ).tag(config=True)
 
+    observe_interval = Float(
+        30.0,
+        help="Seconds between two looks at the file datasets' files: a file that changed is "
+        "hashed then (its content is its version), in the background, not by the next pull. "
+        "0 turns the background look off (pulls then hash changed files themselves).",
+    ).tag(config=True)
+
     smtp_host = Unicode(
         "",
         help="SMTP server that sends job notification e-mails. Empty (the default): e-mail "

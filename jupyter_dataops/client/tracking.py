@@ -502,3 +502,38 @@ def log_figure(figure: Any, artifact_file: str) -> None:
 def flush() -> None:
     """Send every value logged so far now (it is sent within a second anyway)."""
     logger().flush()
+
+
+def compare(experiment: str, filter: str | None = None, order_by: str | None = None) -> Any:
+    """The runs of ``experiment`` you may see, as a DataFrame: one row a run, its params and
+    metrics as ``params.*`` and ``metrics.*`` columns. ``filter`` and ``order_by`` use
+    MLflow's search syntax.
+
+    Example::
+
+        >>> dops.compare("tuning", filter="metrics.rmse < 2", order_by="metrics.rmse ASC")
+                                    run_id  ...  params.alpha  metrics.rmse
+        0  5c1d...                          ...           0.2           1.5
+    """
+    import pandas as pd
+
+    c = _client()
+    found = c.request(
+        "GET",
+        f"experiments/{urllib.parse.quote(experiment, safe='')}/runs",
+        params={"filter": filter, "order_by": order_by},
+    )
+    rows = []
+    for r in found["runs"]:
+        row: dict[str, Any] = {
+            "run_id": r["mlflow_run_id"],
+            "name": r["name"],
+            "status": r["status"],
+            "start_time": pd.Timestamp(r["start_time"]) if r["start_time"] else None,
+            "owner": r["owner"],
+            "job_run_id": r["run_id"],
+        }
+        row.update({f"params.{k}": v for k, v in r["params"].items()})
+        row.update({f"metrics.{k}": v for k, v in r["metrics"].items()})
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -29,6 +29,10 @@ from .openapi import OpenAPIHandler
 from .status import StatusHandler
 from .token import TokenRenewHandler
 from .tracking import (
+    ExperimentRunsHandler,
+    ExperimentsHandler,
+    LineageHandler,
+    MetricHistoryHandler,
     TrackedRunEndHandler,
     TrackedRunHandler,
     TrackedRunLogHandler,
@@ -59,6 +63,10 @@ RESOURCES: list[type[DataOpsHandler]] = [
     TrackedRunHandler,
     TrackedRunLogHandler,
     TrackedRunEndHandler,
+    MetricHistoryHandler,
+    ExperimentsHandler,
+    ExperimentRunsHandler,
+    LineageHandler,
     MlflowHandler,
     MlflowArtifactListHandler,
     MlflowArtifactHandler,

@@ -5,7 +5,19 @@ from __future__ import annotations
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..models import EndTrackedRunRequest, LogRequest, StartTrackedRunRequest, TrackedRunInfo
+from ..exceptions import InvalidRequest
+from ..models import (
+    EndTrackedRunRequest,
+    ExperimentList,
+    LineageResponse,
+    LogRequest,
+    MetricHistory,
+    RunSearchResult,
+    StartTrackedRunRequest,
+    TrackedRunDetail,
+    TrackedRunInfo,
+)  # fmt: skip
+from ..tracking.compare import Comparisons
 from .base import DataOpsHandler, Operation
 
 MLFLOW_RUN = "(?P<mlflow_run_id>[0-9A-Za-z-]{1,64})"
@@ -29,19 +41,111 @@ class TrackedRunsHandler(DataOpsHandler):
         self.write_model(info, 201)
 
 
-class TrackedRunHandler(DataOpsHandler):
+class _Reading(DataOpsHandler):
+    @property
+    def compare(self) -> Comparisons:
+        return Comparisons(self.platform.tracking)
+
+
+class TrackedRunHandler(_Reading):
     path = f"tracking/runs/{MLFLOW_RUN}"
     operations = {
         "get": Operation(
-            "An MLflow run you may read: whose, which job run", TrackedRunInfo, run_token=True
+            "A run you may read (by MLflow run id or job run id): params, metrics, tags, the "
+            "datasets and versions it read, its artifacts",
+            TrackedRunDetail,
+            run_token=True,
         ),
     }
 
     @web.authenticated
     @authorized
     async def get(self, mlflow_run_id: str) -> None:
-        t = self.platform.tracking
-        self.write_model(await self.platform.store.run(t.get, self.principal(), mlflow_run_id))
+        run = self.platform.store.run
+        self.write_model(await run(self.compare.detail, self.principal(), mlflow_run_id))
+
+
+class MetricHistoryHandler(_Reading):
+    path = f"tracking/runs/{MLFLOW_RUN}/metrics/(?P<key>[^/]+)"
+    operations = {
+        "get": Operation("A metric's values over steps, for charts", MetricHistory),
+    }
+
+    @web.authenticated
+    @authorized
+    async def get(self, mlflow_run_id: str, key: str) -> None:
+        run = self.platform.store.run
+        self.write_model(await run(self.compare.history, self.principal(), mlflow_run_id, key))
+
+
+class ExperimentsHandler(_Reading):
+    path = "experiments"
+    operations = {
+        "get": Operation(
+            "Experiments with runs of yours (admins: all), newest first", ExperimentList
+        ),
+    }
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        run = self.platform.store.run
+        self.write_model(await run(self.compare.experiments, self.principal()))
+
+
+class ExperimentRunsHandler(_Reading):
+    path = "experiments/(?P<experiment_id>[^/]+)/runs"
+    operations = {
+        "get": Operation(
+            "An experiment's runs you may see, searched with MLflow's syntax",
+            RunSearchResult,
+            params=(
+                ("filter", "string", "e.g. metrics.rmse < 1 AND params.alpha = '0.1'"),
+                ("order_by", "string", "comma-separated, e.g. metrics.rmse ASC"),
+                ("max_results", "integer", "at most this many runs (default 1000)"),
+            ),
+        ),
+    }
+
+    @web.authenticated
+    @authorized
+    async def get(self, experiment_id: str) -> None:
+        text = self.get_query_argument("filter", "")
+        order = [x.strip() for x in self.get_query_argument("order_by", "").split(",")]
+        try:
+            limit = int(self.get_query_argument("max_results", "1000"))
+        except ValueError:
+            raise InvalidRequest("max_results must be an integer") from None
+        if not 1 <= limit <= 50_000:
+            raise InvalidRequest("max_results must be between 1 and 50000")
+        out = await self.platform.store.run(
+            self.compare.runs, self.principal(), experiment_id, text, [o for o in order if o],
+            limit,
+        )  # fmt: skip
+        self.write_model(out)
+
+
+class LineageHandler(_Reading):
+    path = "lineage"
+    operations = {
+        "get": Operation(
+            "Which runs read which versions of a dataset (?dataset=), or which datasets and "
+            "versions a run read and what it produced (?run=, MLflow or job run id)",
+            LineageResponse,
+            params=(
+                ("dataset", "string", "a dataset name"),
+                ("run", "string", "an MLflow run id or a job run id"),
+            ),
+        ),
+    }
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        dataset = self.get_query_argument("dataset", None)
+        ref = self.get_query_argument("run", None)
+        out = await self.platform.store.run(self.compare.lineage, self.principal(), dataset, ref)
+        self.write_model(out)
 
 
 class TrackedRunLogHandler(DataOpsHandler):

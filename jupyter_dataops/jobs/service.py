@@ -407,6 +407,33 @@ class JobService:
         info, _ = self.submit(user, req, trigger="user")
         return info
 
+    def reproduce(self, user: Principal, run_id: str) -> RunInfo:
+        """Run the very notebook snapshot of run ``run_id`` again, with its parameters (not
+        the notebook as it is now): a new run, ``trigger`` ``reproduce``."""
+        with self.store.session() as s:
+            r = self._run(s, run_id)
+            self._acts_as(user, r.owner, f"reproduce run {run_id}")
+            src = self.runs_dir / run_id / OUTPUT_FILES["input"]
+            if not src.exists() and self.storage is not None:
+                self.storage.fetch(run_id, OUTPUT_FILES["input"], src)
+            if not src.exists():
+                raise NotFound(f"the notebook snapshot of run {run_id} is not on this server")
+            new = t.Run(
+                id=t.new_id(), job_id=r.job_id, status="queued", owner=r.owner,
+                notebook_path=r.notebook_path, notebook_hash=r.notebook_hash,
+                parameters=dict(r.parameters), kernel_name=r.kernel_name, executor=r.executor,
+                trigger="reproduce", triggered_by=user.name, timeout_s=r.timeout_s,
+                host=self.host, outputs={"input": OUTPUT_FILES["input"]},
+                progress={"output_formats": r.progress.get("output_formats", []),
+                          "reproduces": run_id})  # fmt: skip
+            new_dir = self.runs_dir / new.id
+            new_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, new_dir / OUTPUT_FILES["input"])
+            self._share(new.id, {"input"})
+            s.add(new)
+            s.flush()
+            return self.run_info(s, new)
+
     def _run(self, s: Any, run_id: str) -> t.Run:
         r = s.get(t.Run, run_id)
         if r is None:

@@ -33,6 +33,7 @@ from ..models import StartTrackedRunRequest, TrackedRunInfo
 from ..paths import STATE_DIR
 from ..store import Store
 from ..store import tables as t
+from .openlineage import LineageEvents
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class Tracking:
         self._lock = threading.Lock()
         self._experiments: dict[str, str] = {}
         self._artifact_uris: dict[str, str] = {}
-        self.emit: Callable[..., None] | None = None  # OpenLineage events (lineage.py)
+        self.events: LineageEvents | None = None  # OpenLineage run events of job runs
 
     # MLflow --------------------------------------------------------------------------------
     def client(self) -> Any:
@@ -115,6 +116,10 @@ class Tracking:
                 client.search_experiments(max_results=1)  # opens (and migrates) the store
                 self._client = client
             return self._client
+
+    def close(self) -> None:
+        if self.events is not None:
+            self.events.close()
 
     def warm(self) -> None:
         """Open the store ahead of the first run (the server calls this in a thread)."""
@@ -196,6 +201,8 @@ class Tracking:
             mlflow_run_id=mid, experiment_id=eid, experiment_name=experiment, owner=r.owner,
             kind="job", run_id=r.id, notebook_path=r.notebook_path,
             notebook_hash=r.notebook_hash, status="RUNNING"))  # fmt: skip
+        if self.events is not None:
+            self.events.emit("running", r.id, experiment, at=r.started_at)
         return str(mid)
 
     def kernel_env(
@@ -247,6 +254,13 @@ class Tracking:
         c.set_terminated(mid, mstatus, end_time=end)
         tr.status, tr.ended_at = mstatus, r.finished_at
         self._artifact_uris.pop(mid, None)
+        if self.events is not None:
+            error = (r.error or {}).get("message") if status != "succeeded" else None
+            self.events.emit(
+                status, r.id, tr.experiment_name, at=r.finished_at, reads=self.reads_of(mid),
+                output=f"runs/{r.id}/output.ipynb" if (run_dir / "output.ipynb").exists() else None,
+                error=error,
+            )  # fmt: skip
 
     def _log_defaults(self, mid: str, r: t.Run, notebook: Path) -> None:
         """The notebook's defaults of the parameters the run did not set: what it ran with.

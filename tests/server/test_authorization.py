@@ -62,6 +62,10 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("tracking/runs/{mlflow_run_id}", "get"): (401, 200, 403, 200, 200, 404, 200),
     ("tracking/runs/{mlflow_run_id}/log", "post"): (401, 204, 403, 204, 204, 404, 403),
     ("tracking/runs/{mlflow_run_id}/end", "post"): (401, 403, 403, 200, 200, 404, 403),
+    ("tracking/runs/{mlflow_run_id}/metrics/{key}", "get"): (401, 403, 403, 200, 200, 404, 200),
+    ("experiments", "get"): (401, 403, 403, 200, 200, 200, 200),
+    ("experiments/{experiment_id}/runs", "get"): (401, 403, 403, 200, 200, 404, 200),
+    ("lineage", "get"): (401, 403, 403, 200, 200, 404, 200),
     # MLflow's REST API: a run token reads and writes its own run's MLflow run only; the owner
     # (and their kernels) read and write theirs; admins read, never write, others' runs.
     ("mlflow/api/2.0/mlflow/{op}", "get"): (401, 200, 403, 200, 200, 404, 200),
@@ -210,8 +214,10 @@ class World:
         art = self.root / "a.txt"
         art.write_text("artifact")
         client.log_artifact(mid, str(art))
+        client.log_metric(mid, "m", 1.0)
         with self.platform.store.session() as s:
             s.add(t.TrackedRun(mlflow_run_id=mid, experiment_id=eid, owner="ada",
+                               experiment_name="matrix",
                                kind="job" if run_id else "interactive", run_id=run_id))  # fmt: skip
         return mid
 
@@ -234,7 +240,14 @@ class World:
             path = f"jobs/{self.job_definition()}"
         else:
             path = route.format(
-                run_id=run_id, name="input", ref=self.job, op="", path="", mlflow_run_id=""
+                run_id=run_id,
+                name="input",
+                ref=self.job,
+                op="",
+                path="",
+                mlflow_run_id="",
+                key="",
+                experiment_id="",
             )
             if route.startswith("datasets/{name}"):
                 path = route.format(name="flights")
@@ -266,7 +279,11 @@ class World:
             body = {"some": "content"} if method == "put" else None
         if route.startswith("tracking/runs/"):
             fresh = self.mlflow_run(None) if route.endswith("/end") else mid
-            path = route.format(mlflow_run_id=fresh)
+            path = route.format(mlflow_run_id=fresh, key="m")
+        elif route == "experiments/{experiment_id}/runs":
+            path = route.format(experiment_id=self.platform.tracking.experiment("matrix"))
+        elif route == "lineage":
+            path = f"lineage?run={self.ml_ada}"
         body = {
             ("tracking/runs", "post"): {"experiment": "mine"},
             ("tracking/runs/{mlflow_run_id}/log", "post"): {

@@ -345,3 +345,201 @@ async def test_plain_mlflow_outlives_the_run_token_s_lifetime(tracked, api, jp_r
     done = await submit(api, {"notebook_path": "nb/long.ipynb"})
     assert done["status"] == "succeeded", done["error"]
     assert mlflow_run(tracked, done["id"]).data.metrics["late"] == 2
+
+
+SCHEMA = Path(__file__).parent.parent / "data" / "openlineage" / "OpenLineage.json"
+
+
+async def lineage_events(platform: Any, run_id: str, n: int) -> list[dict[str, Any]]:
+    """The OpenLineage events of run ``run_id`` in the default file, once ``n`` are there."""
+    import uuid
+
+    path = platform.state_dir / "openlineage" / "events.jsonl"
+    want = str(uuid.UUID(hex=run_id))
+    for _ in range(200):
+        events = []
+        if path.exists():
+            events = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        mine = [e for e in events if e["run"]["runId"] == want]
+        if len(mine) >= n:
+            return mine
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{len(mine)} OpenLineage events of {run_id}, expected {n}")
+
+
+def validate(event: dict[str, Any]) -> None:
+    import jsonschema
+
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.validate(event, schema, cls=jsonschema.Draft202012Validator)
+
+
+async def test_openlineage_events_of_job_runs_validate_against_the_schema(
+    tracked, api, jp_root_dir
+):
+    notebook(
+        jp_root_dir / "nb" / "two.ipynb",
+        "",
+        "import jupyter_dataops as dops\n"
+        "f = dops.pull('flights', columns=['carrier', 'dep_delay'])\n"
+        "p = dops.pull('planes')",
+    )
+    done = await submit(api, {"notebook_path": "nb/two.ipynb"})
+    start, complete = await lineage_events(tracked, done["id"], 2)
+    for e in (start, complete):
+        validate(e)
+    assert (start["eventType"], complete["eventType"]) == ("START", "COMPLETE")
+    assert complete["job"] == {"namespace": "jupyter-dataops", "name": "nb/two.ipynb", "facets": {}}
+    inputs = {i["name"]: i for i in complete["inputs"]}
+    assert set(inputs) == {"flights", "planes"}
+    code, ds = await api("GET", "datasets/flights")
+    assert (
+        inputs["flights"]["facets"]["version"]["datasetVersion"] == ds["versions"][0]["fingerprint"]
+    )
+    assert [f["name"] for f in inputs["flights"]["facets"]["schema"]["fields"]] == [
+        "carrier", "dep_delay",
+    ]  # fmt: skip
+    assert complete["outputs"][0]["name"] == f"runs/{done['id']}/output.ipynb"
+    failed = await submit(api, {"notebook_path": "nb/fail.ipynb"})
+    _, fail = await lineage_events(tracked, failed["id"], 2)
+    validate(fail)
+    assert fail["eventType"] == "FAIL"
+    assert "ZeroDivisionError" in fail["run"]["facets"]["errorMessage"]["message"]
+    assert "Secretowner" not in json.dumps([start, complete, fail])
+
+
+async def test_lineage_endpoint_answers_both_ways(tracked, api, jp_root_dir):
+    notebook(
+        jp_root_dir / "nb" / "two.ipynb",
+        "",
+        "import jupyter_dataops as dops\n"
+        "f = dops.pull('flights', columns=['carrier'], where=\"carrier = 'AA'\")\n"
+        "p = dops.pull('planes')",
+    )
+    done = await submit(api, {"notebook_path": "nb/two.ipynb"})
+    code, by_run = await api("GET", f"lineage?run={done['id']}")
+    assert code == 200, by_run
+    assert by_run["run"]["run_id"] == done["id"]
+    assert [(r["dataset"], r["row_count"], r["is_current"]) for r in by_run["reads"]] == [
+        ("flights", 2, True), ("planes", 2, True),
+    ]  # fmt: skip
+    assert "notebook/output.ipynb" in by_run["outputs"]
+    code, by_ds = await api("GET", "lineage?dataset=flights")
+    assert code == 200 and [r["run_id"] for r in by_ds["reads"]] == [done["id"]]
+    assert by_ds["reads"][0]["filter"] == "carrier = 'AA'"
+    (jp_root_dir / "data" / "flights.csv").write_text("carrier,dep_delay,tailnum\nAA,6,N1\n")
+    await api("POST", "datasets/flights/refresh")
+    code, by_ds = await api("GET", "lineage?dataset=flights")
+    assert by_ds["reads"][0]["is_current"] is False
+    code, err = await api("GET", "lineage?dataset=nope")
+    assert code == 404 and "nope" in err["error"]["message"]
+    code, err = await api("GET", "lineage?run=0123456789abcdef0123456789abcdef")
+    assert code == 404
+    code, err = await api("GET", "lineage")
+    assert code == 400
+
+
+def _seed(platform: Any) -> list[str]:
+    """Three runs of ada's in experiment "tuning", one of bob's."""
+    tr = platform.tracking
+    ids = []
+    for alpha, rmse in ((0.1, 3.0), (0.2, 1.5), (0.3, 2.0)):
+        run = tr.create_user_run(platform.principal("ada"), "tuning", params={"alpha": alpha,
+                                 "model": "ridge"})  # fmt: skip
+        for step in range(3):
+            tr.client().log_metric(run.info.run_id, "rmse", rmse + 1 - step / 2, step=step)
+        tr.client().log_metric(run.info.run_id, "rmse", rmse, step=3)
+        tr.end_user_run(platform.principal("ada"), run.info.run_id, "FINISHED")
+        ids.append(run.info.run_id)
+    tr.create_user_run(platform.principal("bob"), "tuning", params={"alpha": 9})
+    return ids
+
+
+async def test_experiments_runs_search_history_and_errors(tracked, api):
+    ids = _seed(tracked)
+    code, body = await api("GET", "experiments")
+    assert code == 200 and [(e["name"], e["runs"]) for e in body["experiments"]] == [("tuning", 3)]
+    eid = body["experiments"][0]["id"]
+    code, found = await api(
+        "GET", f"experiments/{eid}/runs?filter=metrics.rmse < 2.5&order_by=metrics.rmse ASC"
+    )
+    assert code == 200, found
+    assert [r["mlflow_run_id"] for r in found["runs"]] == [ids[1], ids[2]]
+    assert found["runs"][0]["params"] == {"alpha": "0.2", "model": "ridge"}
+    assert found["runs"][0]["metrics"]["rmse"] == 1.5
+    code, by_name = await api("GET", "experiments/tuning/runs")
+    assert len(by_name["runs"]) == 3  # bob's run is not ada's to see
+    code, err = await api(
+        "GET", f"experiments/{eid}/runs?filter=metrics.rmse < 2 AND params.alpha = 0.1"
+    )
+    assert code == 400
+    assert err["error"]["details"]["position"] == 22  # params.alpha starts there
+    assert "position 22" in err["error"]["message"] and "quoted" in err["error"]["message"]
+    code, err = await api("GET", f"experiments/{eid}/runs?order_by=bogus")
+    assert code == 400 and err["error"]["details"]["field"] == "order_by"
+    code, err = await api("GET", "experiments/nope/runs")
+    assert code == 404 and "nope" in err["error"]["message"]
+    code, hist = await api("GET", f"tracking/runs/{ids[0]}/metrics/rmse")
+    assert code == 200 and [p["value"] for p in hist["points"]] == [4.0, 3.5, 3.0, 3.0]
+    code, err = await api("GET", f"tracking/runs/{ids[0]}/metrics/nope")
+    assert code == 404 and "rmse" in err["error"]["message"]
+    code, err = await api("GET", "tracking/runs/0123456789abcdef0123456789abcdef")
+    assert code == 404
+    code, detail = await api("GET", f"tracking/runs/{ids[0]}")
+    assert code == 200 and detail["summary"]["params"]["alpha"] == "0.1"
+
+
+async def test_dops_compare_returns_a_dataframe(tracked, jp_serverapp, tmp_path):
+    ids = _seed(tracked)
+    code = (
+        "import json, jupyter_dataops as dops\n"
+        "df = dops.compare('tuning', order_by='metrics.rmse ASC')\n"
+        "few = dops.compare('tuning', filter='params.alpha = \\'0.3\\'')\n"
+        "print('RESULT ' + json.dumps({'cols': list(df.columns), 'ids': list(df.run_id),\n"
+        "      'rmse': list(df['metrics.rmse']), 'few': list(few.run_id)}))\n"
+    )
+    result = printed(await in_kernel(jp_serverapp, code, {"DATAOPS_SPOOL_DIR": str(tmp_path)}))
+    assert result["ids"] == [ids[1], ids[2], ids[0]] and result["rmse"] == [1.5, 2.0, 3.0]
+    assert {"run_id", "name", "status", "params.alpha", "params.model", "metrics.rmse"} <= set(
+        result["cols"]
+    )
+    assert result["few"] == [ids[2]]
+
+
+async def test_reproduce_reruns_the_snapshot_and_reports_changed_datasets(
+    tracked, api, jp_root_dir, capsys
+):
+    from jupyter_dataops.cli import ReproduceApp
+    from jupyter_dataops.tracking.compare import Comparisons
+
+    nb = notebook(
+        jp_root_dir / "nb" / "report.ipynb",
+        "threshold = 60",
+        "import jupyter_dataops as dops\n"
+        "f = dops.pull('flights', where=f'dep_delay > {threshold}')\n"
+        "p = dops.pull('planes')\n"
+        "dops.log_metric('late', len(f))",
+    )
+    first = await submit(api, {"notebook_path": "nb/report.ipynb", "parameters": {"threshold": 10}})
+    assert first["status"] == "succeeded", first["error"]
+    # In between: one dataset changes, and so does the notebook (the snapshot is what re-runs).
+    (jp_root_dir / "data" / "flights.csv").write_text(
+        "carrier,dep_delay,tailnum\nAA,5,N1\nUA,71,N2\nAA,90,N3\n"
+    )
+    notebook(nb, "threshold = 60", "raise RuntimeError('edited since')")
+    user = tracked.principal("ada")
+    compare = Comparisons(tracked.tracking)
+    tr = compare.resolve(user, mlflow_run(tracked, first["id"]).info.run_id)
+    report = await tracked.store.run(ReproduceApp._datasets, tracked, user, compare,
+                                     tr.mlflow_run_id)  # fmt: skip
+    states = {d["dataset"]: d["is_current"] for d in report["datasets"]}
+    assert states == {"flights": False, "planes": True}
+    assert "flights" in report["text"] and "CHANGED" in report["text"]
+    again = await tracked.store.run(tracked.jobs.reproduce, user, first["id"])
+    assert again.trigger == "reproduce"
+    done = await wait_for(api, again.id)
+    assert done["status"] == "succeeded", done["error"]  # the snapshot, not the edited notebook
+    assert (
+        done["parameters"] == {"threshold": 10} and done["notebook_hash"] == first["notebook_hash"]
+    )
+    assert mlflow_run(tracked, done["id"]).data.metrics["late"] == 2

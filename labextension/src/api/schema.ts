@@ -107,6 +107,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/experiments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Experiments with runs of yours (admins: all), newest first */
+        get: operations["get_experiments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/experiments/{experiment_id}/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An experiment's runs you may see, searched with MLflow's syntax */
+        get: operations["get_experiments_experiment_id_runs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/jobs": {
         parameters: {
             query?: never;
@@ -142,6 +176,23 @@ export interface paths {
         head?: never;
         /** Change a job definition */
         patch: operations["patch_jobs_ref"];
+        trace?: never;
+    };
+    "/lineage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Which runs read which versions of a dataset (?dataset=), or which datasets and versions a run read and what it produced (?run=, MLflow or job run id) */
+        get: operations["get_lineage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/mlflow/api/2.0/mlflow-artifacts/artifacts": {
@@ -392,7 +443,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** An MLflow run you may read: whose, which job run */
+        /** A run you may read (by MLflow run id or job run id): params, metrics, tags, the datasets and versions it read, its artifacts */
         get: operations["get_tracking_runs_mlflow_run_id"];
         put?: never;
         post?: never;
@@ -430,6 +481,23 @@ export interface paths {
         put?: never;
         /** Log a batch of metrics, params and tags into a running run you may write (a job run's token: its own run only); 409 once the run has ended */
         post: operations["post_tracking_runs_mlflow_run_id_log"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tracking/runs/{mlflow_run_id}/metrics/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A metric's values over steps, for charts */
+        get: operations["get_tracking_runs_mlflow_run_id_metrics_key"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -618,6 +686,42 @@ export interface components {
             /** Datasets */
             datasets: components["schemas"]["DatasetSummary"][];
         };
+        /** DatasetRead */
+        DatasetRead: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Columns */
+            columns: string[];
+            /**
+             * Current Version
+             * @description The dataset's latest observed version.
+             */
+            current_version: string | null;
+            /** Dataset */
+            dataset: string;
+            /** Experiment */
+            experiment: string;
+            /** Filter */
+            filter: string | null;
+            /** Is Current */
+            is_current: boolean;
+            /** Mlflow Run Id */
+            mlflow_run_id: string;
+            /** Owner */
+            owner: string;
+            /** Row Count */
+            row_count: number | null;
+            /** Run Id */
+            run_id: string | null;
+            /**
+             * Version
+             * @description The version (content fingerprint) the run read.
+             */
+            version: string;
+        };
         /** DatasetSummary */
         DatasetSummary: {
             access: components["schemas"]["AccessInfo"];
@@ -671,6 +775,30 @@ export interface components {
          */
         ErrorResponse: {
             error: components["schemas"]["ErrorDetail"];
+        };
+        /** ExperimentInfo */
+        ExperimentInfo: {
+            /** Id */
+            id: string;
+            /** Last Run At */
+            last_run_at: string | null;
+            /** Name */
+            name: string;
+            /**
+             * Runs
+             * @description Runs of it you may see.
+             */
+            runs: number;
+        };
+        /** ExperimentList */
+        ExperimentList: {
+            /** Experiments */
+            experiments: components["schemas"]["ExperimentInfo"][];
+            /**
+             * Mlflow Ui Url
+             * @description c.DataOps.mlflow_ui_url, for links.
+             */
+            mlflow_ui_url: string | null;
         };
         /** JobDefinitionInfo */
         JobDefinitionInfo: {
@@ -911,6 +1039,26 @@ export interface components {
             /** Jobs */
             jobs: components["schemas"]["JobDefinitionInfo"][];
         };
+        /** LineageResponse */
+        LineageResponse: {
+            /**
+             * Dataset
+             * @description The dataset asked about (?dataset=).
+             */
+            dataset: string | null;
+            /**
+             * Outputs
+             * @description What the run produced: its artifacts.
+             */
+            outputs: string[];
+            /**
+             * Reads
+             * @description Which runs read which versions, newest first.
+             */
+            reads: components["schemas"]["DatasetRead"][];
+            /** @description The run asked about (?run=). */
+            run: components["schemas"]["TrackedRunInfo"] | null;
+        };
         /** LogRecord */
         LogRecord: {
             /** K */
@@ -940,6 +1088,24 @@ export interface components {
         LogRequest: {
             /** Records */
             records: components["schemas"]["LogRecord"][];
+        };
+        /** MetricHistory */
+        MetricHistory: {
+            /** Key */
+            key: string;
+            /** Mlflow Run Id */
+            mlflow_run_id: string;
+            /** Points */
+            points: components["schemas"]["MetricPoint"][];
+        };
+        /** MetricPoint */
+        MetricPoint: {
+            /** Step */
+            step: number;
+            /** Timestamp */
+            timestamp: number;
+            /** Value */
+            value: number;
         };
         /** NotebookParameters */
         NotebookParameters: {
@@ -1237,6 +1403,46 @@ export interface components {
              */
             timeout_s: number | null;
         };
+        /** RunSearchResult */
+        RunSearchResult: {
+            experiment: components["schemas"]["ExperimentInfo"];
+            /** Runs */
+            runs: components["schemas"]["RunSummary"][];
+        };
+        /** RunSummary */
+        RunSummary: {
+            /** End Time */
+            end_time: string | null;
+            /** Metrics */
+            metrics: {
+                [key: string]: number;
+            };
+            /** Mlflow Run Id */
+            mlflow_run_id: string;
+            /** Name */
+            name: string;
+            /** Notebook Path */
+            notebook_path: string;
+            /** Owner */
+            owner: string;
+            /** Params */
+            params: {
+                [key: string]: string;
+            };
+            /**
+             * Run Id
+             * @description The job run it tracks, if a job's.
+             */
+            run_id: string | null;
+            /** Start Time */
+            start_time: string | null;
+            /** Status */
+            status: string;
+            /** Tags */
+            tags: {
+                [key: string]: string;
+            };
+        };
         /** StartTrackedRunRequest */
         StartTrackedRunRequest: {
             /**
@@ -1311,6 +1517,15 @@ export interface components {
              * @description The fresh DataOps token (send as `Authorization: DataOps`).
              */
             token: string;
+        };
+        /** TrackedRunDetail */
+        TrackedRunDetail: {
+            /** Artifacts */
+            artifacts: string[];
+            /** Datasets */
+            datasets: components["schemas"]["DatasetRead"][];
+            info: components["schemas"]["TrackedRunInfo"];
+            summary: components["schemas"]["RunSummary"];
         };
         /** TrackedRunInfo */
         TrackedRunInfo: {
@@ -1661,6 +1876,73 @@ export interface operations {
             };
         };
     };
+    get_experiments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExperimentList"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_experiments_experiment_id_runs: {
+        parameters: {
+            query?: {
+                /** @description e.g. metrics.rmse < 1 AND params.alpha = '0.1' */
+                filter?: string;
+                /** @description comma-separated, e.g. metrics.rmse ASC */
+                order_by?: string;
+                /** @description at most this many runs (default 1000) */
+                max_results?: number;
+            };
+            header?: never;
+            path: {
+                experiment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunSearchResult"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     get_jobs: {
         parameters: {
             query?: never;
@@ -1807,6 +2089,40 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["JobDefinitionInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_lineage: {
+        parameters: {
+            query?: {
+                /** @description a dataset name */
+                dataset?: string;
+                /** @description an MLflow run id or a job run id */
+                run?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LineageResponse"];
                 };
             };
             /** @description Error */
@@ -2374,7 +2690,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TrackedRunInfo"];
+                    "application/json": components["schemas"]["TrackedRunDetail"];
                 };
             };
             /** @description Error */
@@ -2445,6 +2761,38 @@ export interface operations {
                 };
                 content: {
                     "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_tracking_runs_mlflow_run_id_metrics_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                mlflow_run_id: string;
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MetricHistory"];
                 };
             };
             /** @description Error */
