@@ -460,6 +460,6 @@ from .tracking import (  # noqa: E402  (the tracking API, re-exported for `dops.
 
 __all__ = [
     "Client", "DataOpsClientError", "Run", "active_run", "compare", "connect", "datasets",
-    "describe", "flush", "lineage", "log_artifact", "log_figure", "log_metric", "log_metrics", "log_param",
-    "log_params", "pull", "run", "run_notebook", "set_tag", "status",
+    "describe", "flush", "lineage", "log_artifact", "log_figure", "log_metric", "log_metrics",
+    "log_param", "log_params", "pull", "run", "run_notebook", "set_tag", "status",
 ]  # fmt: skip
