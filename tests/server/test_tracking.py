@@ -47,7 +47,10 @@ def store_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def jp_server_config(store_url: str, request: pytest.FixtureRequest) -> dict[str, Any]:
-    return server_config(store_url, DataOps=getattr(request, "param", {}))
+    extra = dict(getattr(request, "param", {}))
+    if "mlflow_server" in request.fixturenames:
+        extra["mlflow_tracking_uri"] = request.getfixturevalue("mlflow_server")
+    return server_config(store_url, DataOps=extra)
 
 
 @pytest.fixture
@@ -543,3 +546,84 @@ async def test_reproduce_reruns_the_snapshot_and_reports_changed_datasets(
         done["parameters"] == {"threshold": 10} and done["notebook_hash"] == first["notebook_hash"]
     )
     assert mlflow_run(tracked, done["id"]).data.metrics["late"] == 2
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real `mlflow server` on 127.0.0.1 (needs the full `mlflow`, the [mlflow] extra)."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    pytest.importorskip("flask", reason="`mlflow server` needs the full mlflow package")
+    exe = shutil.which("mlflow", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("no mlflow command")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    d = tmp_path / "mlflow-server"
+    d.mkdir()
+    log = open(d / "server.log", "wb")
+    proc = subprocess.Popen(
+        [exe, "server", "--backend-store-uri", f"sqlite:///{d / 'db.sqlite'}",
+         "--artifacts-destination", str(d / "artifacts"), "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=d,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError((d / "server.log").read_text()[-2000:]) from None
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture
+def remote(mlflow_server, jp_serverapp, http_server_client, jp_root_dir, jp_asyncio_loop):  # type: ignore[no-untyped-def]
+    platform = jp_serverapp.web_app.settings["dataops"]
+    assert platform.tracking.uri == mlflow_server
+    notebook(
+        jp_root_dir / "nb" / "train.ipynb",
+        "alpha = 0.5",
+        "import mlflow, jupyter_dataops as dops\n"
+        "mlflow.log_metric('plain', 1.0)\n"
+        "mlflow.log_text('hello', 'extra/hello.txt')\n"
+        "dops.log_metric('batched', 2.0)",
+    )
+    jp_asyncio_loop.run_until_complete(
+        jp_serverapp.extension_manager.start_extension("jupyter_dataops")
+    )
+    return platform
+
+
+async def test_a_real_mlflow_server_as_the_tracking_uri(remote, api, mlflow_server):
+    from mlflow.tracking import MlflowClient
+
+    done = await submit(api, {"notebook_path": "nb/train.ipynb"})
+    assert done["status"] == "succeeded", done["error"]
+    mid = remote.tracking.job_run_of(done["id"])
+    server = MlflowClient(tracking_uri=mlflow_server)  # what the MLflow UI shows
+    run = server.get_run(mid)
+    assert run.info.status == "FINISHED" and run.data.params["alpha"] == "0.5"
+    assert run.data.metrics["plain"] == 1.0 and run.data.metrics["batched"] == 2.0
+    assert run.data.tags["dataops.run_id"] == done["id"]
+    paths = {a.path for a in server.list_artifacts(mid, "notebook")}
+    assert "notebook/output.ipynb" in paths
+    assert server.list_artifacts(mid, "extra")[0].path == "extra/hello.txt"
