@@ -52,7 +52,7 @@ def test_no_masked_value_in_mlflow_records_or_openlineage_events(tmp_path):
     @given(
         rows=st.lists(
             st.tuples(secret_text, secret_text, st.integers(0, 100)), min_size=1, max_size=6
-        ),  # fmt: skip
+        ),
         mask=st.sampled_from(sorted(platforms)),
         columns=st.sampled_from([None, ["email", "n"], ["secret"], ["n"]]),
         threshold=st.integers(-1, 100),
