@@ -553,3 +553,8 @@ class TrackedRunDetail(_Model):
     summary: RunSummary
     datasets: list[DatasetRead]
     artifacts: list[str]
+
+
+class KernelTracking(_Model):
+    kernel_id: str
+    run: TrackedRunInfo | None = Field(description="The running run it logs into, if any.")

@@ -31,6 +31,7 @@ from .token import TokenRenewHandler
 from .tracking import (
     ExperimentRunsHandler,
     ExperimentsHandler,
+    KernelTrackingHandler,
     LineageHandler,
     MetricHistoryHandler,
     TrackedRunEndHandler,
@@ -60,6 +61,7 @@ RESOURCES: list[type[DataOpsHandler]] = [
     OutputHandler,
     TokenRenewHandler,
     TrackedRunsHandler,
+    KernelTrackingHandler,
     TrackedRunHandler,
     TrackedRunLogHandler,
     TrackedRunEndHandler,

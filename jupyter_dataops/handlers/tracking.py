@@ -9,6 +9,7 @@ from ..exceptions import InvalidRequest
 from ..models import (
     EndTrackedRunRequest,
     ExperimentList,
+    KernelTracking,
     LineageResponse,
     LogRequest,
     MetricHistory,
@@ -18,7 +19,7 @@ from ..models import (
     TrackedRunInfo,
 )  # fmt: skip
 from ..tracking.compare import Comparisons
-from .base import DataOpsHandler, Operation
+from .base import DataOpsHandler, Operation, TokenUser
 
 MLFLOW_RUN = "(?P<mlflow_run_id>[0-9A-Za-z-]{1,64})"
 
@@ -37,8 +38,31 @@ class TrackedRunsHandler(DataOpsHandler):
     @authorized
     async def post(self) -> None:
         req = self.parse_body(StartTrackedRunRequest)
-        info = await self.platform.store.run(self.platform.tracking.start, self.principal(), req)
+        user = self.current_user
+        kernel_id = user.claims.get("kid") if isinstance(user, TokenUser) else None
+        info = await self.platform.store.run(
+            self.platform.tracking.start, self.principal(), req, kernel_id
+        )
         self.write_model(info, 201)
+
+
+class KernelTrackingHandler(DataOpsHandler):
+    path = "tracking/kernels/(?P<kernel_id>[0-9a-f-]{1,64})"
+    operations = {
+        "get": Operation(
+            "Whether a kernel of yours is inside a tracked run (dops.run): the notebook "
+            "toolbar shows it",
+            KernelTracking,
+        ),
+    }
+
+    @web.authenticated
+    @authorized
+    async def get(self, kernel_id: str) -> None:
+        run = await self.platform.store.run(
+            self.platform.tracking.active_in_kernel, self.principal(), kernel_id
+        )
+        self.write_model(KernelTracking(kernel_id=kernel_id, run=run))
 
 
 class _Reading(DataOpsHandler):

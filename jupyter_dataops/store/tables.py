@@ -244,6 +244,7 @@ class TrackedRun(Base):
     owner: Mapped[str] = mapped_column(String(128), index=True)
     kind: Mapped[str] = mapped_column(String(16), default="job")  # job | interactive
     run_id: Mapped[str | None] = mapped_column(String(32), index=True)  # the job run's id
+    kernel_id: Mapped[str | None] = mapped_column(String(64), index=True)  # a notebook's kernel
     notebook_path: Mapped[str] = mapped_column(Text, default="")
     notebook_hash: Mapped[str] = mapped_column(String(64), default="")
     status: Mapped[str] = mapped_column(String(16), default="RUNNING")  # MLflow's RunStatus

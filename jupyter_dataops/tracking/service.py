@@ -305,6 +305,7 @@ class Tracking:
         start_time: int | None = None,
         notebook_path: str = "",
         notebook_hash: str = "",
+        kernel_id: str | None = None,
     ) -> Any:
         """A new MLflow run of ``user``'s, in ``experiment``; returns MLflow's Run."""
         from mlflow.entities import Param
@@ -339,7 +340,7 @@ class Tracking:
             s.add(t.TrackedRun(
                 mlflow_run_id=mid, experiment_id=eid, experiment_name=experiment,
                 owner=user.name, kind="interactive", notebook_path=notebook_path,
-                notebook_hash=notebook_hash, status="RUNNING"))  # fmt: skip
+                notebook_hash=notebook_hash, status="RUNNING", kernel_id=kernel_id))  # fmt: skip
         return c.get_run(mid) if params else run
 
     @staticmethod
@@ -350,8 +351,11 @@ class Tracking:
             notebook_path=tr.notebook_path, status=tr.status,  # type: ignore[arg-type]
             created_at=tr.created_at, ended_at=tr.ended_at)  # fmt: skip
 
-    def start(self, user: Principal, req: StartTrackedRunRequest) -> TrackedRunInfo:
-        """``dops.run(...)``: a new run of the caller's."""
+    def start(
+        self, user: Principal, req: StartTrackedRunRequest, kernel_id: str | None = None
+    ) -> TrackedRunInfo:
+        """``dops.run(...)``: a new run of the caller's (``kernel_id``: the kernel's whose
+        token asked, so the notebook's toolbar can show it is tracked)."""
         run = self.create_user_run(
             user,
             req.experiment,
@@ -360,9 +364,25 @@ class Tracking:
             params=req.params,
             notebook_path=req.notebook_path,
             notebook_hash=req.notebook_hash,
+            kernel_id=kernel_id,
         )
         with self.store.session() as s:
             return self.info(self.tracked(s, run.info.run_id))
+
+    def active_in_kernel(self, user: Principal, kernel_id: str) -> TrackedRunInfo | None:
+        """The running run a kernel of the user's started last, if any."""
+        with self.store.session() as s:
+            tr = s.scalar(
+                select(t.TrackedRun)
+                .where(
+                    t.TrackedRun.kernel_id == kernel_id,
+                    t.TrackedRun.owner == user.name,
+                    t.TrackedRun.status == "RUNNING",
+                )
+                .order_by(t.TrackedRun.created_at.desc())
+                .limit(1)
+            )
+            return self.info(tr) if tr is not None else None
 
     def get(self, user: Principal, mlflow_run_id: str) -> TrackedRunInfo:
         return self.info(self.readable(user, mlflow_run_id))

@@ -59,6 +59,7 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("token/renew", "post"): (401, 200, 200, 200, 400, 400, 400),
     ("openapi.json", "get"): (401, 403, 403, 200, 200, 200, 200),
     ("tracking/runs", "post"): (401, 403, 403, 201, 201, 201, 201),
+    ("tracking/kernels/{kernel_id}", "get"): (401, 403, 403, 200, 200, 200, 200),
     ("tracking/runs/{mlflow_run_id}", "get"): (401, 200, 403, 200, 200, 404, 200),
     ("tracking/runs/{mlflow_run_id}/log", "post"): (401, 204, 403, 204, 204, 404, 403),
     ("tracking/runs/{mlflow_run_id}/end", "post"): (401, 403, 403, 200, 200, 404, 403),
@@ -248,6 +249,7 @@ class World:
                 mlflow_run_id="",
                 key="",
                 experiment_id="",
+                kernel_id="0a1b",
             )
             if route.startswith("datasets/{name}"):
                 path = route.format(name="flights")

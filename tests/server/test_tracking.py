@@ -627,3 +627,28 @@ async def test_a_real_mlflow_server_as_the_tracking_uri(remote, api, mlflow_serv
     paths = {a.path for a in server.list_artifacts(mid, "notebook")}
     assert "notebook/output.ipynb" in paths
     assert server.list_artifacts(mid, "extra")[0].path == "extra/hello.txt"
+
+
+async def test_a_kernel_inside_a_tracked_run_says_so(tracked, jp_serverapp, api, tmp_path):
+    import os
+
+    km = jp_serverapp.kernel_manager
+    env = {**os.environ, "DATAOPS_SPOOL_DIR": str(tmp_path)}
+    kernel_id = await km.start_kernel(kernel_name="python3", env=env)
+    client = km.get_kernel(kernel_id).client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        code, body = await api("GET", f"tracking/kernels/{kernel_id}")
+        assert code == 200 and body["run"] is None
+        await client.execute_interactive(
+            "import jupyter_dataops as dops\nrun = dops.run('toolbar')", timeout=60
+        )
+        code, body = await api("GET", f"tracking/kernels/{kernel_id}")
+        assert body["run"]["experiment"] == "toolbar" and body["run"]["status"] == "RUNNING"
+        await client.execute_interactive("run.end()", timeout=60)
+        code, body = await api("GET", f"tracking/kernels/{kernel_id}")
+        assert body["run"] is None
+    finally:
+        client.stop_channels()
+        await km.shutdown_kernel(kernel_id, now=True)

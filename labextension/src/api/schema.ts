@@ -419,6 +419,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/tracking/kernels/{kernel_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Whether a kernel of yours is inside a tracked run (dops.run): the notebook toolbar shows it */
+        get: operations["get_tracking_kernels_kernel_id"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/tracking/runs": {
         parameters: {
             query?: never;
@@ -1038,6 +1055,13 @@ export interface components {
         JobList: {
             /** Jobs */
             jobs: components["schemas"]["JobDefinitionInfo"][];
+        };
+        /** KernelTracking */
+        KernelTracking: {
+            /** Kernel Id */
+            kernel_id: string;
+            /** @description The running run it logs into, if any. */
+            run: components["schemas"]["TrackedRunInfo"] | null;
         };
         /** LineageResponse */
         LineageResponse: {
@@ -2627,6 +2651,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TokenInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_tracking_kernels_kernel_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kernel_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KernelTracking"];
                 };
             };
             /** @description Error */

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("owner", sa.String(128), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("run_id", sa.String(32), nullable=True),
+        sa.Column("kernel_id", sa.String(64), nullable=True),
         sa.Column("notebook_path", sa.Text(), nullable=False),
         sa.Column("notebook_hash", sa.String(64), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
@@ -30,7 +31,7 @@ def upgrade() -> None:
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("mlflow_run_id", name="pk_dops_tracked_runs"),
     )
-    for col in ("experiment_id", "owner", "run_id"):
+    for col in ("experiment_id", "owner", "run_id", "kernel_id"):
         op.create_index(f"ix_dops_tracked_runs_{col}", "dops_tracked_runs", [col])
     op.create_table(
         "dops_lineage_reads",
@@ -68,6 +69,6 @@ def downgrade() -> None:
     for col in ("mlflow_run_id", "dataset"):
         op.drop_index(f"ix_dops_lineage_reads_{col}", table_name="dops_lineage_reads")
     op.drop_table("dops_lineage_reads")
-    for col in ("experiment_id", "owner", "run_id"):
+    for col in ("experiment_id", "owner", "run_id", "kernel_id"):
         op.drop_index(f"ix_dops_tracked_runs_{col}", table_name="dops_tracked_runs")
     op.drop_table("dops_tracked_runs")
