@@ -3,15 +3,20 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import type {
   IDataOpsDatasetDetail,
+  IDataOpsExperimentList,
   IDataOpsJob,
   IDataOpsJobList,
   IDataOpsJobPatch,
   IDataOpsJobRequest,
+  IDataOpsKernelTracking,
+  IDataOpsMetricHistory,
   IDataOpsNotebookParameters,
   IDataOpsRun,
   IDataOpsRunList,
   IDataOpsRunQuery,
   IDataOpsRunRequest,
+  IDataOpsRunSearch,
+  IDataOpsTrackedRunDetail,
   IDataOpsDatasetList,
   IDataOpsDatasetQuery,
   IDataOpsErrorBody,
@@ -253,6 +258,56 @@ export class DataOpsClient {
       body: JSON.stringify(patch),
       headers: { 'Content-Type': 'application/json' }
     });
+  }
+
+  /**
+   * `GET experiments`: the experiments with runs of the current user's
+   * (admins: all), newest first.
+   */
+  listExperiments(): Promise<IDataOpsExperimentList> {
+    return this._request<IDataOpsExperimentList>('experiments');
+  }
+
+  /**
+   * `GET experiments/{id}/runs`: an experiment's runs, searched with MLflow's
+   * syntax (`filter`, `order_by`); a bad filter is a 400 naming the position.
+   */
+  searchRuns(
+    experiment: string,
+    query: { filter?: string; order_by?: string } = {}
+  ): Promise<IDataOpsRunSearch> {
+    return this._request<IDataOpsRunSearch>(
+      `experiments/${encodeURIComponent(experiment)}/runs`,
+      {},
+      query
+    );
+  }
+
+  /**
+   * `GET tracking/runs/{id}`: a tracked run with its datasets and artifacts.
+   */
+  getTrackedRun(id: string): Promise<IDataOpsTrackedRunDetail> {
+    return this._request<IDataOpsTrackedRunDetail>(
+      `tracking/runs/${encodeURIComponent(id)}`
+    );
+  }
+
+  /**
+   * `GET tracking/runs/{id}/metrics/{key}`: a metric's values over steps.
+   */
+  getMetricHistory(id: string, key: string): Promise<IDataOpsMetricHistory> {
+    return this._request<IDataOpsMetricHistory>(
+      `tracking/runs/${encodeURIComponent(id)}/metrics/${encodeURIComponent(key)}`
+    );
+  }
+
+  /**
+   * `GET tracking/kernels/{id}`: whether a kernel is inside a tracked run.
+   */
+  getKernelTracking(kernelId: string): Promise<IDataOpsKernelTracking> {
+    return this._request<IDataOpsKernelTracking>(
+      `tracking/kernels/${encodeURIComponent(kernelId)}`
+    );
   }
 
   /**

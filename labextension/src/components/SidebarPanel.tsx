@@ -4,13 +4,14 @@ import * as React from 'react';
 
 import { IDataOpsCatalogModel, IDataOpsStatusModel } from '../tokens';
 import { CatalogPanel } from './CatalogPanel';
+import { ExperimentsPanel, IExperimentsPanelProps } from './ExperimentsPanel';
 import { IJobsPanelProps, JobsPanel } from './JobsPanel';
 import { StatusPanel } from './StatusPanel';
 
 /**
  * The tabs of the DataOps sidebar.
  */
-export type SidebarTab = 'status' | 'catalog' | 'jobs';
+export type SidebarTab = 'status' | 'catalog' | 'jobs' | 'experiments';
 
 export interface ISidebarPanelProps {
   tab: SidebarTab;
@@ -19,20 +20,23 @@ export interface ISidebarPanelProps {
   catalog: IDataOpsCatalogModel;
   onOpenDataset: (name: string) => void;
   jobs: Omit<IJobsPanelProps, 'trans'>;
+  experiments: Omit<IExperimentsPanelProps, 'trans'>;
   trans: TranslationBundle;
 }
 
 /**
  * The DataOps sidebar: a header with a refresh button for the visible tab,
- * then the tabs "Status | Catalog | Jobs".
+ * then the tabs "Status | Catalog | Jobs | Experiments".
  */
 export function SidebarPanel(props: ISidebarPanelProps): JSX.Element {
   const { tab, onTabChange, status, catalog, onOpenDataset, jobs, trans } =
     props;
+  const experiments = props.experiments;
   const tabs: [SidebarTab, string][] = [
     ['status', trans.__('Status')],
     ['catalog', trans.__('Catalog')],
-    ['jobs', trans.__('Jobs')]
+    ['jobs', trans.__('Jobs')],
+    ['experiments', trans.__('Experiments')]
   ];
   const refreshers = {
     status: {
@@ -49,6 +53,11 @@ export function SidebarPanel(props: ISidebarPanelProps): JSX.Element {
       label: trans.__('Refresh the runs and jobs'),
       loading: jobs.model.loading,
       run: () => jobs.model.refresh()
+    },
+    experiments: {
+      label: trans.__('Refresh the experiments'),
+      loading: experiments.model.loading,
+      run: () => experiments.model.refresh()
     }
   };
   const refresh = refreshers[tab];
@@ -123,6 +132,9 @@ export function SidebarPanel(props: ISidebarPanelProps): JSX.Element {
           <CatalogPanel model={catalog} onOpen={onOpenDataset} trans={trans} />
         )}
         {tab === 'jobs' && <JobsPanel {...jobs} trans={trans} />}
+        {tab === 'experiments' && (
+          <ExperimentsPanel {...experiments} trans={trans} />
+        )}
       </div>
     </div>
   );

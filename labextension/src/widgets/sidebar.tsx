@@ -3,6 +3,7 @@ import { ReactWidget } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
+import { IExperimentsPanelProps } from '../components/ExperimentsPanel';
 import { IJobsPanelProps } from '../components/JobsPanel';
 import { SidebarPanel, SidebarTab } from '../components/SidebarPanel';
 import { dataopsIcon } from '../icons';
@@ -15,7 +16,7 @@ export const SIDEBAR_ID = 'jupyter-dataops-sidebar';
 
 /**
  * The DataOps sidebar: a Lumino shell around the React panel with the tabs
- * "Status", "Catalog" and "Jobs". The status and the runs poll only while
+ * "Status", "Catalog", "Jobs" and "Experiments". The status and the runs poll only while
  * their tab is visible; the catalog is fetched when its tab is first shown.
  */
 export class DataOpsSidebar extends ReactWidget {
@@ -25,6 +26,7 @@ export class DataOpsSidebar extends ReactWidget {
     this._catalog = options.catalog;
     this._openDataset = options.openDataset;
     this._jobs = options.jobs;
+    this._experiments = options.experiments;
     this._trans = options.trans;
     this.id = SIDEBAR_ID;
     this.addClass('jp-DataOps-sidebar');
@@ -34,6 +36,7 @@ export class DataOpsSidebar extends ReactWidget {
     this._status.changed.connect(this._onModelChanged, this);
     this._catalog.changed.connect(this._onModelChanged, this);
     this._jobs.model.changed.connect(this._onModelChanged, this);
+    this._experiments.model.changed.connect(this._onModelChanged, this);
   }
 
   /**
@@ -61,6 +64,7 @@ export class DataOpsSidebar extends ReactWidget {
     super.onAfterHide(msg);
     this._status.stopPolling();
     this._jobs.model.stopPolling();
+    this._experiments.model.stopPolling();
   }
 
   render(): JSX.Element {
@@ -74,6 +78,7 @@ export class DataOpsSidebar extends ReactWidget {
         catalog={this._catalog}
         onOpenDataset={this._openDataset}
         jobs={this._jobs}
+        experiments={this._experiments}
         trans={this._trans}
       />
     );
@@ -93,6 +98,11 @@ export class DataOpsSidebar extends ReactWidget {
     } else {
       this._jobs.model.stopPolling();
     }
+    if (this._tab === 'experiments') {
+      this._experiments.model.startPolling();
+    } else {
+      this._experiments.model.stopPolling();
+    }
     if (
       this._tab === 'catalog' &&
       this._catalog.datasets === null &&
@@ -110,6 +120,7 @@ export class DataOpsSidebar extends ReactWidget {
   private _catalog: IDataOpsCatalogModel;
   private _openDataset: (name: string) => void;
   private _jobs: Omit<IJobsPanelProps, 'trans'>;
+  private _experiments: Omit<IExperimentsPanelProps, 'trans'>;
   private _trans: TranslationBundle;
   private _tab: SidebarTab = 'status';
 }
@@ -135,6 +146,11 @@ export namespace DataOpsSidebar {
      * The jobs model and the actions of the Jobs tab.
      */
     jobs: Omit<IJobsPanelProps, 'trans'>;
+
+    /**
+     * The experiments model and the actions of the Experiments tab.
+     */
+    experiments: Omit<IExperimentsPanelProps, 'trans'>;
 
     trans: TranslationBundle;
   }
