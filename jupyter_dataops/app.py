@@ -108,6 +108,8 @@ class DataOpsApp(ExtensionApp):
                 token = platform.tokens.mint(platform.kernel_owner(), "kernel", kernel_id=kernel_id)
                 env = dict(kwargs.get("env") or os.environ)
                 env.update({URL_ENV: url, TOKEN_ENV: token})
+                # A notebook's MLflow sends its vendor no telemetry (unless the user says so).
+                env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
                 kwargs["env"] = env
             return await start(*args, kernel_id=kernel_id, **kwargs)
 

@@ -94,7 +94,7 @@ class Platform:
             default_executor=settings.executor,
             notifier=self.notifier,
             outputs_url=settings.outputs_url,
-            tracking=self.tracking,
+            tracking=self.tracking if settings.track_runs else None,
         )
 
     def start_query(self, fn: Callable[[], T]) -> asyncio.Future[T]:

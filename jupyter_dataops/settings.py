@@ -134,6 +134,13 @@ class DataOps(LoggingConfigurable):
         "e.g. tcp://127.0.0.1:8786. Needs the 'dask' extra (distributed).",
     ).tag(config=True)
 
+    track_runs = Bool(
+        True,
+        help="Make every job run an MLflow run (params, tags, notebooks, status), and give "
+        "job kernels MLFLOW_TRACKING_URI / MLFLOW_RUN_ID. dops.run in notebooks works either "
+        "way.",
+    ).tag(config=True)
+
     mlflow_tracking_uri = Unicode(
         "",
         help="MLflow tracking URI that every tracked run is written to: a real MLflow server "

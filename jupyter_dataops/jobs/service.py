@@ -582,6 +582,16 @@ class JobService:
             return {}
         return self.tracking.kernel_env(mlflow_run_id, server_url, token, run_dir / "spool")
 
+    def tracking_started(self, run_id: str) -> None:
+        """What the MLflow run of a started run gets while its kernel works (the executor
+        calls this after handing the run over): its parameters, the lineage START event."""
+        if self.tracking is not None:
+            try:
+                self.tracking.job_run_started(run_id)
+            except Exception:
+                log.warning("DataOps: run %s: its MLflow parameters were not logged", run_id,
+                            exc_info=True)  # fmt: skip
+
     def progress(self, run_id: str, data: dict[str, Any]) -> None:
         with self.store.session() as s:
             r = self._run(s, run_id)
@@ -621,12 +631,6 @@ class JobService:
                 if (self.runs_dir / run_id / OUTPUT_FILES[name]).exists()
             }
             r.outputs = found
-            if self.tracking is not None:
-                try:
-                    self.tracking.end_job_run(s, r, status, self.runs_dir / run_id)
-                except Exception:  # the run's record stands; MLflow's may be behind
-                    log.warning("DataOps: run %s: ending its MLflow run failed", run_id,
-                                exc_info=True)  # fmt: skip
             if self.storage is not None:
                 try:
                     self._share(run_id, set(found) - {"input"})
@@ -637,6 +641,14 @@ class JobService:
                 if status in ("failed", "timed_out")
                 else None
             )
+        if self.tracking is not None:
+            # After the run's own record is committed (its end is not delayed by MLflow's),
+            # before anyone is notified: the MLflow run ends with the same truth.
+            try:
+                self.tracking.end_job_run(run_id, status, self.runs_dir / run_id)
+            except Exception:  # the run's record stands; MLflow's may be behind
+                log.warning("DataOps: run %s: ending its MLflow run failed", run_id,
+                            exc_info=True)  # fmt: skip
         if retry_id is None and status != "cancelled" and self.notifier is not None:
             self.notifier.run_ended(run_id)
         return retry_id

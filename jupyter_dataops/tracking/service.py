@@ -55,6 +55,9 @@ ARTIFACTS = {  # the run's file -> its artifact directory in MLflow
     "run.log": "",
 }
 PARAM_MAX = 6000  # MLflow's limit on a parameter's value
+# MLflow 3 sends usage telemetry to its vendor unless told not to: the platform's processes and
+# kernels never call anywhere but their own servers (a user may still set it to false).
+NO_TELEMETRY = {"MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
 def millis(at: datetime | None) -> int:
@@ -87,6 +90,8 @@ class Tracking:
         admins: Callable[[], list[str]] = list,
         ui_url: str = "",
     ) -> None:
+        for k, v in NO_TELEMETRY.items():  # before anything imports MLflow in this process
+            os.environ.setdefault(k, v)
         self.store = store
         self.root = root
         self.state_dir = root / STATE_DIR / "mlflow"
@@ -100,6 +105,8 @@ class Tracking:
         self._lock = threading.Lock()
         self._experiments: dict[str, str] = {}
         self._artifact_uris: dict[str, str] = {}
+        self._runs_lock = threading.Lock()
+        self._started: set[str] = set()  # job runs' MLflow runs whose start is recorded
         self.events: LineageEvents | None = None  # OpenLineage run events of job runs
 
     # MLflow --------------------------------------------------------------------------------
@@ -114,6 +121,8 @@ class Tracking:
 
                 client = MlflowClient(tracking_uri=self.uri)
                 client.search_experiments(max_results=1)  # opens (and migrates) the store
+                if self.embedded:
+                    _fast_sqlite(client)
                 self._client = client
             return self._client
 
@@ -169,7 +178,6 @@ class Tracking:
     # job runs --------------------------------------------------------------------------------
     def start_job_run(self, s: Any, r: t.Run, job_name: str | None) -> str:
         """Create the MLflow run of job run ``r`` (being claimed, in session ``s``)."""
-        from mlflow.entities import Param
 
         experiment = job_name or r.notebook_path
         eid = self.experiment(experiment)
@@ -191,19 +199,33 @@ class Tracking:
         }
         c = self.client()
         name = f"{job_name or Path(r.notebook_path).stem} #{r.id[:8]}"
+        # Only what the kernel needs before it starts (the run's id): one transaction. The
+        # parameters follow while it works (job_run_started).
         mr = c.create_run(eid, start_time=millis(r.started_at), tags=tags, run_name=name)
         mid = mr.info.run_id
         self._artifact_uris[mid] = mr.info.artifact_uri
-        params = [Param(k, param_value(v)) for k, v in sorted(r.parameters.items())]
-        if params:
-            c.log_batch(mid, params=params)
         s.add(t.TrackedRun(
             mlflow_run_id=mid, experiment_id=eid, experiment_name=experiment, owner=r.owner,
             kind="job", run_id=r.id, notebook_path=r.notebook_path,
             notebook_hash=r.notebook_hash, status="RUNNING"))  # fmt: skip
-        if self.events is not None:
-            self.events.emit("running", r.id, experiment, at=r.started_at)
         return str(mid)
+
+    def job_run_started(self, run_id: str) -> None:
+        """The parameters of a started job run into its MLflow run; the START event."""
+        from mlflow.entities import Param
+
+        with self._runs_lock:  # never after, nor beside, the run's end
+            with self.store.session() as s:
+                r = s.get(t.Run, run_id)
+                tr = s.scalar(select(t.TrackedRun).where(t.TrackedRun.run_id == run_id))
+            if r is None or tr is None or tr.status in ENDED or tr.mlflow_run_id in self._started:
+                return
+            params = [Param(k, param_value(v)) for k, v in sorted(r.parameters.items())]
+            if params:
+                self.client().log_batch(tr.mlflow_run_id, params=params[:100])
+            self._started.add(tr.mlflow_run_id)
+            if self.events is not None:
+                self.events.emit("running", r.id, tr.experiment_name, at=r.started_at)
 
     def kernel_env(
         self, mlflow_run_id: str, server_url: str, token: str, spool_dir: Path
@@ -216,6 +238,7 @@ class Tracking:
         workspace), the kernel is the owner's own process and gets the store itself.
         """
         env = {
+            **{k: os.environ.get(k, v) for k, v in NO_TELEMETRY.items()},
             "MLFLOW_RUN_ID": mlflow_run_id,
             "DATAOPS_MLFLOW_RUN_ID": mlflow_run_id,
             "DATAOPS_SPOOL_DIR": str(spool_dir),
@@ -227,19 +250,24 @@ class Tracking:
             env["MLFLOW_TRACKING_URI"] = self.uri
         return env
 
-    def end_job_run(self, s: Any, r: t.Run, status: str, run_dir: Path) -> None:
-        """End the MLflow run of job run ``r`` with the truth: its files, duration, status."""
-        tr = s.scalar(select(t.TrackedRun).where(t.TrackedRun.run_id == r.id))
-        if tr is None or tr.status in ENDED:
-            return
-        from mlflow.entities import Metric
+    def end_job_run(self, run_id: str, status: str, run_dir: Path) -> None:
+        """End the MLflow run of job run ``run_id`` with the truth: its files, its duration
+        and its status (its own record is committed already)."""
+        with self._runs_lock, self.store.session() as s:
+            r = s.get(t.Run, run_id)
+            tr = s.scalar(select(t.TrackedRun).where(t.TrackedRun.run_id == run_id))
+            if r is None or tr is None or tr.status in ENDED:
+                return
+            self._end(s, r, tr, status, run_dir)
+
+    def _end(self, s: Any, r: t.Run, tr: t.TrackedRun, status: str, run_dir: Path) -> None:
+        from mlflow.entities import Metric, Param
 
         c = self.client()
         mid = tr.mlflow_run_id
         from .spool import replay
 
         replay(self, mid, run_dir / "spool")  # what the kernel logged but had not sent
-        self._log_defaults(mid, r, run_dir / "input.ipynb")
         for name, directory in ARTIFACTS.items():
             path = run_dir / name
             if path.exists():
@@ -250,7 +278,17 @@ class Tracking:
             duration = (r.finished_at - r.started_at).total_seconds()
             metrics.append(Metric("dataops.duration_s", duration, end, 0))
         mstatus = MLFLOW_STATUS[status]
-        c.log_batch(mid, metrics=metrics, tags=_tags({"dataops.status": status}))
+        tags = _tags({"dataops.status": status})
+        defaults = self._defaults(r, run_dir / "input.ipynb")
+        if mid not in self._started:  # it ended before its start was recorded
+            defaults += [Param(k, param_value(v)) for k, v in sorted(r.parameters.items())]
+            if self.events is not None:
+                self.events.emit("running", r.id, tr.experiment_name, at=r.started_at)
+        self._started.discard(mid)
+        try:  # one transaction for the end's values
+            c.log_batch(mid, metrics=metrics, params=defaults, tags=tags)
+        except Exception:  # the notebook logged one of those parameter names itself
+            c.log_batch(mid, metrics=metrics, tags=tags)
         c.set_terminated(mid, mstatus, end_time=end)
         tr.status, tr.ended_at = mstatus, r.finished_at
         self._artifact_uris.pop(mid, None)
@@ -262,24 +300,23 @@ class Tracking:
                 error=error,
             )  # fmt: skip
 
-    def _log_defaults(self, mid: str, r: t.Run, notebook: Path) -> None:
-        """The notebook's defaults of the parameters the run did not set: what it ran with.
-        Done at the end, off the run's start."""
+    @staticmethod
+    def _defaults(r: t.Run, notebook: Path) -> list[Any]:
+        """The notebook's defaults of the parameters the run did not set: what it ran with
+        (known at the end, off the run's start)."""
         from mlflow.entities import Param
 
         from ..jobs.parameters import infer_parameters
 
         try:
             declared = infer_parameters(notebook)
-            params = [
-                Param(k, param_value(v.get("default")))
-                for k, v in declared.items()
-                if k not in r.parameters
-            ]
-            if params:
-                self.client().log_batch(mid, params=params[:100])
-        except Exception:  # the notebook logged one of these names itself
-            log.debug("DataOps: default parameters of run %s not logged", r.id, exc_info=True)
+        except Exception:
+            return []
+        return [
+            Param(k, param_value(v.get("default")))
+            for k, v in declared.items()
+            if k not in r.parameters
+        ][:100]
 
     def _log_artifact(self, mid: str, path: Path, directory: str) -> None:
         uri = self._artifact_uris.get(mid)
@@ -560,6 +597,28 @@ class Tracking:
         """The MLflow run id of DataOps job run ``run_id``."""
         with self.store.session() as s:
             return s.scalar(select(t.TrackedRun.mlflow_run_id).where(t.TrackedRun.run_id == run_id))
+
+
+def _fast_sqlite(client: Any) -> None:
+    """WAL and ``synchronous=NORMAL`` for the embedded store, as for the metadata store:
+    a commit no longer waits for the disk (a dozen commits make one job run's record), and
+    readers (the UI, the CLI) do not block writers. A crash loses at most the last commits,
+    never the database."""
+    from sqlalchemy import event
+
+    engine = getattr(getattr(client._tracking_client, "store", None), "engine", None)
+    if engine is None:
+        return
+
+    def pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    event.listen(engine, "connect", pragmas)
+    engine.dispose()  # connections opened before the listener get the pragmas too
 
 
 def _tags(d: dict[str, str]) -> list[Any]:

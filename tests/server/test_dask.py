@@ -289,9 +289,11 @@ async def test_a_run_on_the_cluster_is_one_mlflow_run_with_its_logged_values(
     done = await wait_for(api, run["id"])
     assert done["status"] == "succeeded", done
     platform = cluster_jobs.web_app.settings["dataops"]
-    mid = platform.tracking.job_run_of(run["id"])
+    from tests.server.test_tracking import mlflow_run
+
+    mr = mlflow_run(platform, run["id"])  # once ended
+    mid = mr.info.run_id
     client = platform.tracking.client()
-    mr = client.get_run(mid)
     assert mr.info.status == "FINISHED" and mr.data.tags["dataops.executor"] == "dask"
     assert mr.data.metrics["plain"] == 1.0 and mr.data.params["alpha"] == "0.5"
     # The kernel was killed with its run, before its last batch was sent: the worker's spool

@@ -103,10 +103,19 @@ def tracked(jp_serverapp, http_server_client, jp_root_dir, jp_asyncio_loop):  # 
 
 
 def mlflow_run(platform: Any, run_id: str) -> Any:
+    """The MLflow run of job run ``run_id``, once ended (it is ended right after the job
+    run's own record is committed)."""
+    import time
+
     with platform.store.session() as s:
         mid = s.scalar(select(t.TrackedRun.mlflow_run_id).where(t.TrackedRun.run_id == run_id))
     assert mid, f"run {run_id} has no MLflow run"
-    return platform.tracking.client().get_run(mid)
+    deadline = time.monotonic() + 30
+    while True:
+        run = platform.tracking.client().get_run(mid)
+        if run.info.status != "RUNNING" or time.monotonic() > deadline:
+            return run
+        time.sleep(0.05)
 
 
 async def submit(api: Any, body: dict[str, Any]) -> dict[str, Any]:
@@ -420,6 +429,7 @@ async def test_lineage_endpoint_answers_both_ways(tracked, api, jp_root_dir):
         "p = dops.pull('planes')",
     )
     done = await submit(api, {"notebook_path": "nb/two.ipynb"})
+    mlflow_run(tracked, done["id"])  # its artifacts are logged when its MLflow run ends
     code, by_run = await api("GET", f"lineage?run={done['id']}")
     assert code == 200, by_run
     assert by_run["run"]["run_id"] == done["id"]
@@ -618,7 +628,7 @@ async def test_a_real_mlflow_server_as_the_tracking_uri(remote, api, mlflow_serv
 
     done = await submit(api, {"notebook_path": "nb/train.ipynb"})
     assert done["status"] == "succeeded", done["error"]
-    mid = remote.tracking.job_run_of(done["id"])
+    mid = mlflow_run(remote, done["id"]).info.run_id  # (once ended)
     server = MlflowClient(tracking_uri=mlflow_server)  # what the MLflow UI shows
     run = server.get_run(mid)
     assert run.info.status == "FINISHED" and run.data.params["alpha"] == "0.5"

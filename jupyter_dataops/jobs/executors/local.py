@@ -372,6 +372,7 @@ class LocalExecutor:
                 async def progress(data: dict[str, Any]) -> None:
                     await self.run_blocking(self.service.progress, spec.run_id, data)
 
+                self._track(self.run_blocking(self.service.tracking_started, spec.run_id))
                 status, error, outputs = await self._dask_backend().run(spec, progress)
             else:
                 runner = await self._take(spec.kernel_name)
@@ -380,6 +381,8 @@ class LocalExecutor:
                     return
                 self._active[spec.run_id] = runner
                 await runner.send(spec.job)
+                # Its MLflow parameters are recorded while the kernel works, not before.
+                self._track(self.run_blocking(self.service.tracking_started, spec.run_id))
                 status, error, outputs, ended = await asyncio.wait_for(
                     self._follow(spec.run_id, runner), spec.timeout_s
                 )
