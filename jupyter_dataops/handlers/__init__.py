@@ -24,7 +24,13 @@ from .jobs import (
     RunHandler,
     RunsHandler,
 )
-from .mlflow import MlflowArtifactHandler, MlflowArtifactListHandler, MlflowHandler
+from .mlflow import (
+    LoggedModelHandler,
+    LoggedModelsHandler,
+    MlflowArtifactHandler,
+    MlflowArtifactListHandler,
+    MlflowHandler,
+)
 from .openapi import OpenAPIHandler
 from .status import StatusHandler
 from .token import TokenRenewHandler
@@ -69,6 +75,8 @@ RESOURCES: list[type[DataOpsHandler]] = [
     ExperimentsHandler,
     ExperimentRunsHandler,
     LineageHandler,
+    LoggedModelsHandler,  # before MlflowHandler, whose {op} would match logged-models/search
+    LoggedModelHandler,
     MlflowHandler,
     MlflowArtifactListHandler,
     MlflowArtifactHandler,

@@ -121,3 +121,70 @@ class MlflowArtifactHandler(_MlflowBase):
             self.api.upload, self.principal(), path, self.request.body or b""
         )
         self.finish({})
+
+
+class _LoggedModelsBase(_MlflowBase):
+    async def _call(self, method: str, rest: str) -> None:
+        args: Any
+        if method in ("GET", "DELETE"):
+            args = {k: self.get_query_argument(k) for k in self.request.query_arguments}
+        else:
+            try:
+                args = json.loads(self.request.body or b"{}")
+            except (ValueError, UnicodeDecodeError) as e:
+                raise InvalidRequest(f"request body is not valid JSON: {e}") from None
+        if not isinstance(args, dict):
+            raise InvalidRequest("request body must be a JSON object")
+        out = await self.platform.store.run(
+            self.api.logged_models, self.principal(), method, rest, args
+        )
+        self.finish(out)
+
+
+class LoggedModelsHandler(_LoggedModelsBase):
+    path = f"{PREFIX}/mlflow/logged-models"
+    operations = {
+        "post": Operation(
+            "MLflow 3's logged models: create one of a run the caller may write (log_model, "
+            "autolog)",
+            None,
+            run_token=True,
+        ),
+    }
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        await self._call("POST", "")
+
+
+class LoggedModelHandler(_LoggedModelsBase):
+    path = f"{PREFIX}/mlflow/logged-models/(?P<rest>.+)"
+    operations = {
+        "get": Operation(
+            "A logged model of a run the caller may read; its artifacts", None, run_token=True
+        ),  # fmt: skip
+        "post": Operation("Search logged models; log a model's params", None, run_token=True),
+        "patch": Operation("Finalize a model, set its tags", None, run_token=True),
+        "delete": Operation("Delete a model or one of its tags", None, run_token=True),
+    }
+
+    @web.authenticated
+    @authorized
+    async def get(self, rest: str) -> None:
+        await self._call("GET", rest)
+
+    @web.authenticated
+    @authorized
+    async def post(self, rest: str) -> None:
+        await self._call("POST", rest)
+
+    @web.authenticated
+    @authorized
+    async def patch(self, rest: str) -> None:
+        await self._call("PATCH", rest)
+
+    @web.authenticated
+    @authorized
+    async def delete(self, rest: str) -> None:
+        await self._call("DELETE", rest)

@@ -32,7 +32,7 @@ from .service import ENDED, Tracking, check_user_tags, proxied_artifact_uri, tem
 READS = ("runs/get", "metrics/get-history", "experiments/get", "experiments/get-by-name")
 WRITES = (
     "runs/log-metric", "runs/log-parameter", "runs/set-tag", "runs/delete-tag",
-    "runs/log-batch", "runs/log-inputs", "runs/update",
+    "runs/log-batch", "runs/log-inputs", "runs/update", "runs/outputs",
 )  # fmt: skip
 USER_ONLY = ("runs/create", "experiments/create", "runs/search")
 OPERATIONS = {**{op: "GET" for op in READS}, **{op: "POST" for op in (*WRITES, *USER_ONLY)}}
@@ -41,7 +41,7 @@ _MESSAGES = {
     "experiments/get": "GetExperiment", "experiments/get-by-name": "GetExperimentByName",
     "runs/log-metric": "LogMetric", "runs/log-parameter": "LogParam", "runs/set-tag": "SetTag",
     "runs/delete-tag": "DeleteTag", "runs/log-batch": "LogBatch", "runs/log-inputs": "LogInputs",
-    "runs/update": "UpdateRun", "runs/create": "CreateRun",
+    "runs/update": "UpdateRun", "runs/create": "CreateRun", "runs/outputs": "LogOutputs",
     "experiments/create": "CreateExperiment", "runs/search": "SearchRuns",
 }  # fmt: skip
 
@@ -223,6 +223,17 @@ class MlflowApi:
         self.tracking.client().log_inputs(rid, datasets=datasets)
         return {}
 
+    def _runs_outputs(self, user: Principal, msg: Any) -> dict[str, Any]:
+        from mlflow.entities import LoggedModelOutput
+
+        rid = _run_id(msg)
+        self.tracking.writable(user, rid)
+        models = [LoggedModelOutput.from_proto(m) for m in msg.models]
+        for m in models:
+            self._model(user, m.model_id, write=True)  # its own models only
+        self.tracking.client()._tracking_client.store.log_outputs(rid, models)
+        return {}
+
     def _runs_update(self, user: Principal, msg: Any) -> dict[str, Any]:
         from mlflow.entities import RunStatus
         from mlflow.protos.service_pb2 import UpdateRun
@@ -287,53 +298,196 @@ class MlflowApi:
         )
         return _json(SearchRuns.Response(runs=[self._run_json(r) for r in runs]))
 
+    # logged models (MLflow 3's log_model, autolog) -----------------------------------------
+    def _store(self) -> Any:
+        return self.tracking.client()._tracking_client.store
+
+    def _model(self, user: Principal, model_id: str, *, write: bool = False) -> Any:
+        """A logged model the caller may read (or write): one of a run they may."""
+        with mlflow_errors():
+            model = self._store().get_logged_model(model_id)
+        if not model.source_run_id:
+            if user.kind == "run" or not self.tracking._is_admin(user):
+                raise NotFound(f"unknown logged model {model_id!r}")
+            if write:
+                raise Forbidden("a logged model without a run is not writable here")
+            return model
+        try:
+            (self.tracking.writable if write else self.tracking.readable)(user, model.source_run_id)
+        except NotFound:
+            raise NotFound(f"unknown logged model {model_id!r}") from None
+        return model
+
+    @staticmethod
+    def _model_json(model: Any) -> Any:
+        proto = model.to_proto()
+        # Its artifacts go through this endpoint too, never to the store's own location.
+        proto.info.artifact_uri = f"mlflow-artifacts:/models/{model.model_id}/artifacts"
+        return proto
+
+    def logged_models(
+        self, user: Principal, method: str, rest: str, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``logged-models[/...]``: create, get, finalize, tags, params, search, list."""
+        from mlflow.entities import LoggedModelParameter, LoggedModelStatus, LoggedModelTag
+        from mlflow.protos import service_pb2 as sp
+        from mlflow.utils.proto_json_utils import parse_dict
+
+        parts = [p for p in rest.strip("/").split("/") if p] if rest else []
+
+        def parse(message: Any) -> Any:
+            try:
+                parse_dict(args, message)
+            except Exception as e:
+                raise InvalidRequest(f"invalid logged-models request: {e}") from None
+            return message
+
+        store = self._store()
+        with mlflow_errors():
+            if method == "POST" and not parts:
+                msg = parse(sp.CreateLoggedModel())
+                if not msg.source_run_id and user.kind == "run":
+                    # A job's kernel logs into its job's run, active in MLflow's client or not.
+                    msg.source_run_id = self.tracking.job_run_of(user.run_id or "") or ""
+                if not msg.source_run_id:
+                    raise Forbidden("log models inside a run (source_run_id is required here)")
+                tr = self.tracking.writable(user, msg.source_run_id)
+                model = store.create_logged_model(
+                    tr.experiment_id if user.kind == "run" else msg.experiment_id,
+                    name=msg.name or None,
+                    source_run_id=msg.source_run_id,
+                    tags=[LoggedModelTag.from_proto(x) for x in msg.tags],
+                    params=[LoggedModelParameter.from_proto(x) for x in msg.params],
+                    model_type=msg.model_type or None,
+                )
+                return _json(sp.CreateLoggedModel.Response(model=self._model_json(model)))
+            if method == "POST" and parts == ["search"]:
+                msg = parse(sp.SearchLoggedModels())
+                found = store.search_logged_models(
+                    list(msg.experiment_ids), msg.filter or None,
+                    max_results=msg.max_results or None,
+                )  # fmt: skip
+                visible = []
+                for m in found:
+                    try:
+                        visible.append(self._model(user, m.model_id))
+                    except (NotFound, Forbidden):
+                        continue
+                return _json(sp.SearchLoggedModels.Response(
+                    models=[self._model_json(m) for m in visible]))  # fmt: skip
+            if not parts:
+                raise NotFound("no such logged-models operation")
+            model_id, tail = parts[0], parts[1:]
+            if method == "GET" and not tail:
+                model = self._model(user, model_id)
+                return _json(sp.GetLoggedModel.Response(model=self._model_json(model)))
+            if method == "GET" and tail == ["artifacts", "directories"]:
+                model = self._model(user, model_id)
+                files = self._model_repo(model).list_artifacts(
+                    args.get("artifact_directory_path") or None
+                )
+                return {"files": [
+                    {"path": f.path, "is_dir": f.is_dir, "file_size": f.file_size or 0}
+                    for f in files
+                ]}  # fmt: skip
+            self._model(user, model_id, write=True)
+            if method == "PATCH" and not tail:
+                msg = parse(sp.FinalizeLoggedModel())
+                model = store.finalize_logged_model(
+                    model_id, LoggedModelStatus.from_int(msg.status)
+                )
+                return _json(sp.FinalizeLoggedModel.Response(model=self._model_json(model)))
+            if method == "PATCH" and tail == ["tags"]:
+                msg = parse(sp.SetLoggedModelTags())
+                store.set_logged_model_tags(
+                    model_id, [LoggedModelTag.from_proto(x) for x in msg.tags]
+                )
+                return {}
+            if method == "DELETE" and len(tail) == 2 and tail[0] == "tags":
+                store.delete_logged_model_tag(model_id, tail[1])
+                return {}
+            if method == "POST" and tail == ["params"]:
+                msg = parse(sp.LogLoggedModelParamsRequest())
+                store.log_logged_model_params(
+                    model_id, [LoggedModelParameter.from_proto(x) for x in msg.params]
+                )
+                return {}
+            if method == "DELETE" and not tail:
+                store.delete_logged_model(model_id)
+                return {}
+        raise NotFound(f"no such logged-models operation: {method} {rest}")
+
+    def _model_repo(self, model: Any) -> Any:
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        return get_artifact_repository(model.artifact_location, tracking_uri=self.tracking.uri)
+
     # artifacts -------------------------------------------------------------------------------
     @staticmethod
-    def _artifact_path(path: str) -> tuple[str, str]:
-        """``runs/<id>/artifacts/<rel>`` -> (id, rel); nothing can climb out of the run."""
+    def _artifact_path(path: str) -> tuple[str, str, str]:
+        """``runs|models/<id>/artifacts/<rel>`` -> (kind, id, rel); nothing can climb out."""
         parts = path.strip("/").split("/")
-        if len(parts) < 3 or parts[0] != "runs" or parts[2] != "artifacts":
-            raise NotFound(f"no such artifact path {path!r}: expected runs/<id>/artifacts/...")
+        if len(parts) < 3 or parts[0] not in ("runs", "models") or parts[2] != "artifacts":
+            raise NotFound(
+                f"no such artifact path {path!r}: expected runs/<id>/artifacts/... or "
+                "models/<id>/artifacts/..."
+            )
         rel = "/".join(parts[3:])
         norm = posixpath.normpath(rel) if rel else ""
         if norm.startswith("..") or norm.startswith("/") or "\\" in rel or "\0" in rel:
             raise InvalidRequest(f"invalid artifact path {rel!r}")
-        return parts[1], "" if norm == "." else norm
+        return parts[0], parts[1], "" if norm == "." else norm
 
     def upload(self, user: Principal, path: str, data: bytes) -> None:
-        rid, rel = self._artifact_path(path)
-        self.tracking.writable(user, rid)
+        kind, rid, rel = self._artifact_path(path)
+        model = self._model(user, rid, write=True) if kind == "models" else None
+        if model is None:
+            self.tracking.writable(user, rid)
         if not rel:
             raise InvalidRequest("an artifact upload names a file")
         local = temp_copy(data, posixpath.basename(rel))
         try:
             with mlflow_errors():
-                self.tracking.client().log_artifact(rid, str(local), posixpath.dirname(rel) or None)
+                directory = posixpath.dirname(rel) or None
+                if model is not None:
+                    self._model_repo(model).log_artifact(str(local), directory)
+                else:
+                    self.tracking.client().log_artifact(rid, str(local), directory)
         finally:
             shutil.rmtree(local.parent, ignore_errors=True)
 
     def download(self, user: Principal, path: str) -> bytes:
-        rid, rel = self._artifact_path(path)
-        self.tracking.readable(user, rid)
+        kind, rid, rel = self._artifact_path(path)
+        model = self._model(user, rid) if kind == "models" else None
+        if model is None:
+            self.tracking.readable(user, rid)
         if not rel:
             raise InvalidRequest("an artifact download names a file; list the run's artifacts")
         dst = Path(tempfile.mkdtemp(prefix="dataops-artifact-"))
         try:
             with mlflow_errors():
-                local = Path(self.tracking.client().download_artifacts(rid, rel, str(dst)))
+                if model is not None:
+                    local = Path(self._model_repo(model).download_artifacts(rel, str(dst)))
+                else:
+                    local = Path(self.tracking.client().download_artifacts(rid, rel, str(dst)))
             if local.is_dir():
                 raise InvalidRequest(f"{rel} is a directory; list it instead")
             return local.read_bytes()
         except OSError:
-            raise NotFound(f"run {rid} has no artifact {rel!r}") from None
+            raise NotFound(f"{rid} has no artifact {rel!r}") from None
         finally:
             shutil.rmtree(dst, ignore_errors=True)
 
     def list(self, user: Principal, path: str) -> dict[str, Any]:
-        rid, rel = self._artifact_path(path)
-        self.tracking.readable(user, rid)
+        kind, rid, rel = self._artifact_path(path)
+        model = self._model(user, rid) if kind == "models" else None
+        if model is None:
+            self.tracking.readable(user, rid)
         with mlflow_errors():
-            infos = self.tracking.client().list_artifacts(rid, rel or None)
+            if model is not None:
+                infos = self._model_repo(model).list_artifacts(rel or None)
+            else:
+                infos = self.tracking.client().list_artifacts(rid, rel or None)
         files = []
         for f in infos:
             entry: dict[str, Any] = {"path": posixpath.basename(f.path), "is_dir": f.is_dir}

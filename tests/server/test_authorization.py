@@ -72,6 +72,20 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("mlflow/api/2.0/mlflow/{op}", "get"): (401, 200, 403, 200, 200, 404, 200),
     ("mlflow/api/2.0/mlflow/{op}", "post"): (401, 200, 403, 200, 200, 404, 403),
     ("mlflow/api/2.0/mlflow-artifacts/artifacts", "get"): (401, 200, 403, 200, 200, 404, 200),
+    ("mlflow/api/2.0/mlflow/logged-models", "post"): (401, 200, 403, 200, 200, 404, 403),
+    ("mlflow/api/2.0/mlflow/logged-models/{rest}", "get"): (401, 200, 403, 200, 200, 404, 200),
+    # (a search answers everyone, with the models they may see only)
+    ("mlflow/api/2.0/mlflow/logged-models/{rest}", "post"): (401, 200, 200, 200, 200, 200, 200),
+    ("mlflow/api/2.0/mlflow/logged-models/{rest}", "patch"): (401, 200, 403, 200, 200, 404, 403),
+    ("mlflow/api/2.0/mlflow/logged-models/{rest}", "delete"): (
+        401,
+        200,
+        403,
+        200,
+        200,
+        404,
+        403,
+    ),
     ("mlflow/api/2.0/mlflow-artifacts/artifacts/{path}", "get"): (
         401,
         200,
@@ -168,6 +182,7 @@ class World:
         self.done = self.run("succeeded", host=self.platform.jobs.host)
         self.job = self.job_definition()
         # The MLflow runs: the running job run's, and one of ada's own (running) notebook runs.
+        self.models: dict[str, str] = {}  # MLflow run -> a logged model of it
         self.ml_running = self.mlflow_run(self.running)
         self.ml_ada = self.mlflow_run(None)
         self.headers: dict[str, dict[str, str]] = {
@@ -216,6 +231,8 @@ class World:
         art.write_text("artifact")
         client.log_artifact(mid, str(art))
         client.log_metric(mid, "m", 1.0)
+        model = client._tracking_client.store.create_logged_model(eid, "m", source_run_id=mid)
+        self.models[mid] = model.model_id
         with self.platform.store.session() as s:
             s.add(t.TrackedRun(mlflow_run_id=mid, experiment_id=eid, owner="ada",
                                experiment_name="matrix",
@@ -250,6 +267,7 @@ class World:
                 key="",
                 experiment_id="",
                 kernel_id="0a1b",
+                rest="",
             )
             if route.startswith("datasets/{name}"):
                 path = route.format(name="flights")
@@ -273,6 +291,23 @@ class World:
             else:
                 path = "mlflow/api/2.0/mlflow/runs/log-metric"
                 body = {"run_id": mid, "key": "m", "value": 1.0, "timestamp": 1, "step": 0}
+        elif route == "mlflow/api/2.0/mlflow/logged-models":
+            eid = self.platform.tracking.experiment("matrix")
+            body = {"experiment_id": eid, "source_run_id": mid, "name": "new"}
+        elif route == "mlflow/api/2.0/mlflow/logged-models/{rest}":
+            model = self.models[mid]
+            rest = {"get": model, "post": "search", "patch": f"{model}/tags",
+                    "delete": f"{model}/tags/k"}[method]  # fmt: skip
+            path = route.format(rest=rest)
+            if method == "delete":  # a tag to delete, for each caller
+                from mlflow.entities import LoggedModelTag
+
+                store = self.platform.tracking.client()._tracking_client.store
+                store.set_logged_model_tags(model, [LoggedModelTag("k", "v")])
+            body = {
+                "post": {"experiment_ids": [self.platform.tracking.experiment("matrix")]},
+                "patch": {"tags": [{"key": "k", "value": "v"}]},
+            }.get(method)
         elif route == "mlflow/api/2.0/mlflow-artifacts/artifacts":
             path = f"{route}?path=runs/{mid}/artifacts"
         elif route == "mlflow/api/2.0/mlflow-artifacts/artifacts/{path}":

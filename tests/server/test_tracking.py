@@ -662,3 +662,29 @@ async def test_a_kernel_inside_a_tracked_run_says_so(tracked, jp_serverapp, api,
     finally:
         client.stop_channels()
         await km.shutdown_kernel(kernel_id, now=True)
+
+
+async def test_a_job_logs_a_model_and_autologs_with_plain_mlflow(tracked, api, jp_root_dir):
+    notebook(
+        jp_root_dir / "nb" / "model.ipynb",
+        "",
+        "import mlflow, mlflow.pyfunc\n"
+        "class Doubler(mlflow.pyfunc.PythonModel):\n"
+        "    def predict(self, context, model_input):\n"
+        "        return model_input * 2\n"
+        "info = mlflow.pyfunc.log_model(name='doubler', python_model=Doubler())\n"
+        "loaded = mlflow.pyfunc.load_model(info.model_uri)\n"
+        "print('PRED', loaded.predict(__import__('pandas').DataFrame({'x': [1, 2]}))['x'].tolist())\n"
+        "mlflow.autolog(disable=False)\n"
+        "from sklearn.linear_model import LinearRegression\n"
+        "LinearRegression().fit([[0], [1], [2]], [0, 1, 2])",
+    )
+    done = await submit(api, {"notebook_path": "nb/model.ipynb"})
+    assert done["status"] == "succeeded", done["error"]
+    run = mlflow_run(tracked, done["id"])
+    client = tracked.tracking.client()
+    models = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+    assert {m.name for m in models} >= {"doubler"}
+    assert all(m.source_run_id == run.info.run_id for m in models)
+    assert "fit_intercept" in run.data.params  # autolog's
+    assert cell_output(tracked, done["id"], "PRED ") == [2, 4]  # loaded back through the API
