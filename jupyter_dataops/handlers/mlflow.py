@@ -163,7 +163,7 @@ class LoggedModelHandler(_LoggedModelsBase):
     operations = {
         "get": Operation(
             "A logged model of a run the caller may read; its artifacts", None, run_token=True
-        ),  # fmt: skip
+        ),
         "post": Operation("Search logged models; log a model's params", None, run_token=True),
         "patch": Operation("Finalize a model, set its tags", None, run_token=True),
         "delete": Operation("Delete a model or one of its tags", None, run_token=True),

@@ -674,7 +674,8 @@ async def test_a_job_logs_a_model_and_autologs_with_plain_mlflow(tracked, api, j
         "        return model_input * 2\n"
         "info = mlflow.pyfunc.log_model(name='doubler', python_model=Doubler())\n"
         "loaded = mlflow.pyfunc.load_model(info.model_uri)\n"
-        "print('PRED', loaded.predict(__import__('pandas').DataFrame({'x': [1, 2]}))['x'].tolist())\n"
+        "import pandas as pd\n"
+        "print('PRED', loaded.predict(pd.DataFrame({'x': [1, 2]}))['x'].tolist())\n"
         "mlflow.autolog(disable=False)\n"
         "from sklearn.linear_model import LinearRegression\n"
         "LinearRegression().fit([[0], [1], [2]], [0, 1, 2])",
