@@ -170,6 +170,9 @@ class DataOpsApp(ExtensionApp):
         observer = getattr(self, "_observer", None)
         if observer is not None:
             observer.cancel()
+        warmup = getattr(self, "_tracking_warmup", None)
+        if warmup is not None:
+            await asyncio.wait([warmup], timeout=30)  # never closes a store being opened
         scheduler = getattr(self, "scheduler", None)
         if scheduler is not None:
             await scheduler.stop()

@@ -119,8 +119,11 @@ class Tracking:
                     self.artifact_root.mkdir(parents=True, exist_ok=True)
                 from mlflow.tracking import MlflowClient
 
-                client = MlflowClient(tracking_uri=self.uri)
-                client.search_experiments(max_results=1)  # opens (and migrates) the store
+                from ..store.migrate import ALEMBIC_LOCK
+
+                with ALEMBIC_LOCK:  # MLflow migrates its store with Alembic, as we do ours
+                    client = MlflowClient(tracking_uri=self.uri)
+                    client.search_experiments(max_results=1)  # opens (and migrates) it
                 if self.embedded:
                     _fast_sqlite(client)
                 self._client = client
