@@ -94,7 +94,6 @@ def bulk_insert_metrics(store: Any, run_id: str, metrics: list[Any]) -> None:
     """
     from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
     from mlflow.utils.validation import _validate_metric
-
     from sqlalchemy.dialects import postgresql, sqlite
 
     dialect = store.engine.dialect.name
