@@ -354,58 +354,32 @@ class ReproduceApp(RunApp):
             if self.wait:
                 p.jobs.become_dispatcher("run")
             user = p.principal(p.kernel_owner())
-            compare = Comparisons(p.tracking)
-            tracked = compare.resolve(user, self.extra_args[0])
-            if tracked.run_id is None:
-                raise InvalidRequest(
-                    f"{self.extra_args[0]} is a notebook's run (dops.run), not a job run: "
-                    "there is no snapshot to re-run"
-                )
-            report = self._datasets(p, user, compare, tracked.mlflow_run_id)
-            print(report["text"], file=sys.stderr)
-            run = p.jobs.reproduce(user, tracked.run_id)
-            print(f"run {run.id} queued: reproduces {tracked.run_id} ({run.notebook_path}, "
+            out = Comparisons(p.tracking).reproduce(user, p.jobs, p.catalog, self.extra_args[0])
+            print(self.report(out), file=sys.stderr)
+            run = out.run
+            print(f"run {run.id} queued: reproduces {out.reproduces} ({run.notebook_path}, "
                   f"parameters {run.parameters})", file=sys.stderr)  # fmt: skip
             if not self.wait:
-                self.emit({"run": run.model_dump(mode="json"), "datasets": report["datasets"]},
-                          run.id)  # fmt: skip
+                self.emit(out.model_dump(mode="json"), run.id)
                 return
             final = asyncio.run(self._execute(p, run.id))
         finally:
             p.close()
-        self.emit(
-            {"run": final.model_dump(mode="json"), "datasets": report["datasets"]},
-            self._describe(final, p.jobs.runs_dir),
-        )
+        out.run = final
+        self.emit(out.model_dump(mode="json"), self._describe(final, p.jobs.runs_dir))
         if final.status != "succeeded":
             self.exit(1)
 
     @staticmethod
-    def _datasets(p: Any, user: Any, compare: Any, mlflow_run_id: str) -> dict[str, Any]:
-        """Each dataset version the run read, against the current one (observed now)."""
-        seen: dict[tuple[str, str], dict[str, Any]] = {}
-        for read in compare.tracking.reads_of(mlflow_run_id):
-            if (read.dataset, read.version) in seen:
-                continue
-            try:
-                versions = p.catalog.describe(user, read.dataset, refresh=True).versions
-                current = versions[0].fingerprint if versions else None
-            except DataOpsError as e:
-                current = None
-                print(f"  {read.dataset}: cannot observe it now: {e.message}", file=sys.stderr)
-            seen[(read.dataset, read.version)] = {
-                "dataset": read.dataset, "version": read.version, "current_version": current,
-                "is_current": current == read.version,
-            }  # fmt: skip
-        rows = list(seen.values())
-        lines = [f"the run read {len(rows)} dataset version(s):"]
-        for d in rows:
-            state = "still current" if d["is_current"] else f"CHANGED, now {d['current_version']}"
-            lines.append(f"  {d['dataset']} {d['version']}: {state}")
-        changed = [d["dataset"] for d in rows if not d["is_current"]]
-        if changed:
-            lines.append(f"changed since: {', '.join(changed)}: the result may differ")
-        return {"datasets": rows, "text": "\n".join(lines)}
+    def report(out: Any) -> str:
+        """Which dataset versions the run read are still current, in words."""
+        lines = [f"run {out.reproduces} read {len(out.datasets)} dataset version(s):"]
+        for d in out.datasets:
+            state = "still current" if d.is_current else f"CHANGED, now {d.current_version}"
+            lines.append(f"  {d.dataset} {d.version}: {state}")
+        if out.changed:
+            lines.append(f"changed since: {', '.join(out.changed)}: the result may differ")
+        return "\n".join(lines)
 
 
 class SchedulerApp(_Sub):

@@ -558,3 +558,17 @@ class TrackedRunDetail(_Model):
 class KernelTracking(_Model):
     kernel_id: str
     run: TrackedRunInfo | None = Field(description="The running run it logs into, if any.")
+
+
+class DatasetCheck(_Model):
+    dataset: str
+    version: str = Field(description="The version the run read.")
+    current_version: str | None = Field(description="The version observed now.")
+    is_current: bool
+
+
+class ReproduceResponse(_Model):
+    run: RunInfo = Field(description="The new run: the snapshot, the same parameters.")
+    reproduces: str = Field(description="The job run it reproduces.")
+    datasets: list[DatasetCheck] = Field(description="Each dataset version the run read.")
+    changed: list[str] = Field(description="Datasets whose version changed since.")

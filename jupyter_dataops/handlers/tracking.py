@@ -13,6 +13,7 @@ from ..models import (
     LineageResponse,
     LogRequest,
     MetricHistory,
+    ReproduceResponse,
     RunSearchResult,
     StartTrackedRunRequest,
     TrackedRunDetail,
@@ -214,3 +215,26 @@ class TrackedRunEndHandler(DataOpsHandler):
             self.platform.tracking.end_user_run, self.principal(), mlflow_run_id, req.status
         )
         self.write_model(info)
+
+
+class ReproduceHandler(_Reading):
+    path = f"tracking/runs/{MLFLOW_RUN}/reproduce"
+    operations = {
+        "post": Operation(
+            "Re-run a job run's notebook snapshot with its parameters (by MLflow or job run "
+            "id), after checking whether each dataset version it read is still current",
+            ReproduceResponse,
+        ),
+    }
+
+    @web.authenticated
+    @authorized
+    async def post(self, mlflow_run_id: str) -> None:
+        p = self.platform
+        out = await p.store.run(
+            self.compare.reproduce, self.principal(), p.jobs, p.catalog, mlflow_run_id
+        )
+        executor = self.settings.get("dataops_executor")
+        if executor is not None:
+            executor.wake()
+        self.write_model(out, 201)

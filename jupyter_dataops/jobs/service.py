@@ -540,7 +540,8 @@ class JobService:
                 return None
             r = self._run(s, run_id)
             formats = r.progress.get("output_formats", [])
-            r.progress = {"output_formats": formats, "cell": 0, "of": None}
+            kept = {k: r.progress[k] for k in ("reproduces",) if k in r.progress}
+            r.progress = {"output_formats": formats, "cell": 0, "of": None, **kept}
             run_dir = self.runs_dir / run_id
             timeout = r.timeout_s
             token = self.tokens.mint(r.owner, f"run:{run_id}")

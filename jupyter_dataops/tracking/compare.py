@@ -15,12 +15,14 @@ from sqlalchemy import func, or_, select
 from ..exceptions import InvalidRequest, NotFound
 from ..identity import Principal
 from ..models import (
+    DatasetCheck,
     DatasetRead,
     ExperimentInfo,
     ExperimentList,
     LineageResponse,
     MetricHistory,
     MetricPoint,
+    ReproduceResponse,
     RunSearchResult,
     RunSummary,
     TrackedRunDetail,
@@ -262,3 +264,39 @@ class Comparisons:
             datasets=reads,
             artifacts=self.artifacts(tr.mlflow_run_id),
         )
+
+    # reproduce ------------------------------------------------------------------------------
+    def datasets_now(self, user: Principal, catalog: Any, mlflow_run_id: str) -> list[DatasetCheck]:
+        """Each dataset version a run read, against the version observed now."""
+        from ..exceptions import DataOpsError
+
+        seen: dict[tuple[str, str], DatasetCheck] = {}
+        for read in self.tracking.reads_of(mlflow_run_id):
+            if (read.dataset, read.version) in seen:
+                continue
+            try:
+                versions = catalog.describe(user, read.dataset, refresh=True).versions
+                current = versions[0].fingerprint if versions else None
+            except DataOpsError:
+                current = None  # gone, or unreachable now: not the version it read
+            seen[(read.dataset, read.version)] = DatasetCheck(
+                dataset=read.dataset, version=read.version, current_version=current,
+                is_current=current == read.version,
+            )  # fmt: skip
+        return list(seen.values())
+
+    def reproduce(self, user: Principal, jobs: Any, catalog: Any, ref: str) -> ReproduceResponse:
+        """Check the run's dataset versions, then re-run its notebook snapshot with its
+        parameters (``jupyter dataops reproduce`` and the Experiments tab's button)."""
+        tr = self.resolve(user, ref)
+        if tr.run_id is None:
+            raise InvalidRequest(
+                f"{ref} is a notebook's run (dops.run), not a job run: there is no snapshot "
+                "to re-run"
+            )
+        checks = self.datasets_now(user, catalog, tr.mlflow_run_id)
+        run = jobs.reproduce(user, tr.run_id)
+        return ReproduceResponse(
+            run=run, reproduces=tr.run_id, datasets=checks,
+            changed=[c.dataset for c in checks if not c.is_current],
+        )  # fmt: skip

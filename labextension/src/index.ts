@@ -192,7 +192,25 @@ const sidebarPlugin: JupyterFrontEndPlugin<IDataOpsStatusModel> = {
         model: experiments,
         onOpenJobOutput: id => jobActions.onOpenOutput({ id } as IDataOpsRun),
         onOpenJobLog: (id, label) =>
-          void app.commands.execute(CommandIDs.openRunLog, { id, label })
+          void app.commands.execute(CommandIDs.openRunLog, { id, label }),
+        onReproduce: id => {
+          client
+            .reproduceRun(id)
+            .then(out => {
+              const changed = out.changed.length
+                ? trans.__('changed since: %1', out.changed.join(', '))
+                : trans.__('every dataset version it read is still current');
+              Notification.success(
+                trans.__('Reproducing run %1 as %2 (%3)', out.reproduces.slice(0, 8),
+                  out.run.id.slice(0, 8), changed),
+                { autoClose: 8000 }
+              );
+              jobs.add(out.run);
+            })
+            .catch(reason =>
+              Notification.error(String(reason?.message ?? reason), { autoClose: 8000 })
+            );
+        }
       }
     });
     app.shell.add(sidebar, 'left', { rank: 1000 });

@@ -223,6 +223,14 @@ export type IDataOpsMetricHistory = Ok<
 >;
 
 /**
+ * The answer of `POST dataops/api/v1/tracking/runs/{mlflow_run_id}/reproduce`.
+ */
+export type IDataOpsReproduction = Ok<
+  '/tracking/runs/{mlflow_run_id}/reproduce',
+  'post'
+>;
+
+/**
  * The body of `GET dataops/api/v1/tracking/kernels/{kernel_id}`.
  */
 export type IDataOpsKernelTracking = Ok<'/tracking/kernels/{kernel_id}', 'get'>;

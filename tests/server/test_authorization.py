@@ -64,6 +64,8 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("tracking/runs/{mlflow_run_id}/log", "post"): (401, 204, 403, 204, 204, 404, 403),
     ("tracking/runs/{mlflow_run_id}/end", "post"): (401, 403, 403, 200, 200, 404, 403),
     ("tracking/runs/{mlflow_run_id}/metrics/{key}", "get"): (401, 403, 403, 200, 200, 404, 200),
+    # (only the owner makes code run as the owner; the run token's run is running, not done)
+    ("tracking/runs/{mlflow_run_id}/reproduce", "post"): (401, 403, 403, 201, 201, 404, 403),
     ("experiments", "get"): (401, 403, 403, 200, 200, 200, 200),
     ("experiments/{experiment_id}/runs", "get"): (401, 403, 403, 200, 200, 404, 200),
     ("lineage", "get"): (401, 403, 403, 200, 200, 404, 200),
@@ -185,6 +187,7 @@ class World:
         self.models: dict[str, str] = {}  # MLflow run -> a logged model of it
         self.ml_running = self.mlflow_run(self.running)
         self.ml_ada = self.mlflow_run(None)
+        self.ml_done = self.mlflow_run(self.done)
         self.headers: dict[str, dict[str, str]] = {
             "anon": {"Authorization": ""},
             "run": self._dataops(self.platform.tokens.mint("ada", f"run:{self.running}")),
@@ -316,6 +319,8 @@ class World:
             body = {"some": "content"} if method == "put" else None
         if route.startswith("tracking/runs/"):
             fresh = self.mlflow_run(None) if route.endswith("/end") else mid
+            if route.endswith("/reproduce"):
+                fresh = self.ml_done  # the MLflow run of ada's finished job run
             path = route.format(mlflow_run_id=fresh, key="m")
         elif route == "experiments/{experiment_id}/runs":
             path = route.format(experiment_id=self.platform.tracking.experiment("matrix"))

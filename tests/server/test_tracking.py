@@ -520,10 +520,10 @@ async def test_dops_compare_returns_a_dataframe(tracked, jp_serverapp, tmp_path)
 
 
 async def test_reproduce_reruns_the_snapshot_and_reports_changed_datasets(
-    tracked, api, jp_root_dir, capsys
+    tracked, api, jp_root_dir
 ):
     from jupyter_dataops.cli import ReproduceApp
-    from jupyter_dataops.tracking.compare import Comparisons
+    from jupyter_dataops.models import ReproduceResponse
 
     nb = notebook(
         jp_root_dir / "nb" / "report.ipynb",
@@ -540,17 +540,15 @@ async def test_reproduce_reruns_the_snapshot_and_reports_changed_datasets(
         "carrier,dep_delay,tailnum\nAA,5,N1\nUA,71,N2\nAA,90,N3\n"
     )
     notebook(nb, "threshold = 60", "raise RuntimeError('edited since')")
-    user = tracked.principal("ada")
-    compare = Comparisons(tracked.tracking)
-    tr = compare.resolve(user, mlflow_run(tracked, first["id"]).info.run_id)
-    report = await tracked.store.run(ReproduceApp._datasets, tracked, user, compare,
-                                     tr.mlflow_run_id)  # fmt: skip
-    states = {d["dataset"]: d["is_current"] for d in report["datasets"]}
-    assert states == {"flights": False, "planes": True}
-    assert "flights" in report["text"] and "CHANGED" in report["text"]
-    again = await tracked.store.run(tracked.jobs.reproduce, user, first["id"])
-    assert again.trigger == "reproduce"
-    done = await wait_for(api, again.id)
+    mid = mlflow_run(tracked, first["id"]).info.run_id
+    code, out = await api("POST", f"tracking/runs/{mid}/reproduce")
+    assert code == 201, out
+    states = {d["dataset"]: d["is_current"] for d in out["datasets"]}
+    assert states == {"flights": False, "planes": True} and out["changed"] == ["flights"]
+    assert out["reproduces"] == first["id"] and out["run"]["trigger"] == "reproduce"
+    text = ReproduceApp.report(ReproduceResponse.model_validate(out))
+    assert "flights" in text and "CHANGED" in text and "planes" in text
+    done = await wait_for(api, out["run"]["id"])
     assert done["status"] == "succeeded", done["error"]  # the snapshot, not the edited notebook
     assert (
         done["parameters"] == {"threshold": 10} and done["notebook_hash"] == first["notebook_hash"]

@@ -98,6 +98,15 @@ def lab_workspace(lab_workspace: Path) -> Path:
                                  "language": "python"}  # fmt: skip
     nb.cells = [nbformat.v4.new_code_cell("import jupyter_dataops as dops\nrun = dops.run('live')")]
     nbformat.write(nb, lab_workspace / "live.ipynb")
+    job = nbformat.v4.new_notebook()
+    job.metadata["kernelspec"] = nb.metadata["kernelspec"]
+    params = nbformat.v4.new_code_cell("alpha = 0.5")
+    params.metadata["tags"] = ["parameters"]
+    job.cells = [
+        params,
+        nbformat.v4.new_code_cell("import mlflow\nmlflow.log_metric('acc', alpha)"),
+    ]
+    nbformat.write(job, lab_workspace / "train.ipynb")
     return lab_workspace
 
 
@@ -105,10 +114,47 @@ def test_the_notebook_toolbar_shows_a_tracked_run(lab: LabPage, artifacts_dir: P
     panel = lab.open_notebook("live.ipynb")
     indicator = panel.locator('[data-jp-item-name="dataops-tracked-run"]')
     expect(indicator).to_be_hidden()  # not inside a run yet
-    idle = panel.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
-    idle.wait_for(timeout=60_000)
-    panel.locator(".jp-Cell").first.click()
-    lab.page.keyboard.press("Shift+Enter")
+    lab.page.locator(".jp-StatusBar-Widget", has_text="| Idle").wait_for(timeout=60_000)
+    prompt = panel.locator(".jp-Cell").first.locator(".jp-InputPrompt")
+    for _ in range(3):  # a key pressed while the kernel still connects can go unheard
+        panel.locator(".jp-Cell").first.click()
+        lab.page.keyboard.press("Shift+Enter")
+        try:
+            expect(prompt).to_contain_text("1", timeout=10_000)
+            break
+        except AssertionError:
+            continue
     expect(indicator).to_be_visible(timeout=30_000)
     expect(indicator).to_contain_text("Tracked: live")
     lab.screenshot(artifacts_dir / "experiments-toolbar.png")
+
+
+def test_a_job_run_is_reproduced_from_its_experiment(
+    lab_server: LabServer, lab: LabPage, artifacts_dir: Path
+) -> None:
+    import time
+
+    run = lab_server.send_json("POST", f"{API}/runs", {"notebook_path": "train.ipynb"})
+    for _ in range(600):
+        run = lab_server.get_json(f"{API}/runs/{run['id']}")
+        if run["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.1)
+    assert run["status"] == "succeeded", run
+    tab = lab.experiments()
+    expect(tab.runs()).to_have_count(1, timeout=30_000)
+    tab.runs().first.locator('[data-test="dataops-open-tracked-run"]').click()
+    detail = lab.sidebar.locator('[data-test="dataops-tracked-run-detail"]')
+    expect(detail).to_contain_text("alpha")
+    expect(detail.locator('[data-test="dataops-run-artifacts"]')).to_contain_text(
+        "notebook/output.ipynb", timeout=15_000
+    )
+    detail.locator('[data-test="dataops-reproduce"]').click()
+    for _ in range(150):  # the new run: the same snapshot and parameters
+        runs = lab_server.get_json(f"{API}/runs")["runs"]
+        if runs[0]["trigger"] == "reproduce":
+            break
+        time.sleep(0.1)
+    assert runs[0]["trigger"] == "reproduce" and runs[0]["notebook_hash"] == run["notebook_hash"]
+    assert runs[0]["progress"].get("reproduces") == run["id"]
+    lab.screenshot(artifacts_dir / "experiments-reproduce.png")

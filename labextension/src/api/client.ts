@@ -11,6 +11,7 @@ import type {
   IDataOpsKernelTracking,
   IDataOpsMetricHistory,
   IDataOpsNotebookParameters,
+  IDataOpsReproduction,
   IDataOpsRun,
   IDataOpsRunList,
   IDataOpsRunQuery,
@@ -298,6 +299,16 @@ export class DataOpsClient {
   getMetricHistory(id: string, key: string): Promise<IDataOpsMetricHistory> {
     return this._request<IDataOpsMetricHistory>(
       `tracking/runs/${encodeURIComponent(id)}/metrics/${encodeURIComponent(key)}`
+    );
+  }
+
+  /**
+   * `POST tracking/runs/{id}/reproduce`: re-run a job run's snapshot with its
+   * parameters; says which dataset versions it read have changed since.
+   */
+  reproduceRun(id: string): Promise<IDataOpsReproduction> {
+    return this._post<IDataOpsReproduction>(
+      `tracking/runs/${encodeURIComponent(id)}/reproduce`
     );
   }
 

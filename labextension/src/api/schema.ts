@@ -558,6 +558,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/tracking/runs/{mlflow_run_id}/reproduce": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Re-run a job run's notebook snapshot with its parameters (by MLflow or job run id), after checking whether each dataset version it read is still current */
+        post: operations["post_tracking_runs_mlflow_run_id_reproduce"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/workspace/validate": {
         parameters: {
             query?: never;
@@ -699,6 +716,23 @@ export interface components {
             jobs: number;
             /** Runs */
             runs: number;
+        };
+        /** DatasetCheck */
+        DatasetCheck: {
+            /**
+             * Current Version
+             * @description The version observed now.
+             */
+            current_version: string | null;
+            /** Dataset */
+            dataset: string;
+            /** Is Current */
+            is_current: boolean;
+            /**
+             * Version
+             * @description The version the run read.
+             */
+            version: string;
         };
         /** DatasetDetail */
         DatasetDetail: {
@@ -1339,6 +1373,26 @@ export interface components {
              * @default
              */
             title: string;
+        };
+        /** ReproduceResponse */
+        ReproduceResponse: {
+            /**
+             * Changed
+             * @description Datasets whose version changed since.
+             */
+            changed: string[];
+            /**
+             * Datasets
+             * @description Each dataset version the run read.
+             */
+            datasets: components["schemas"]["DatasetCheck"][];
+            /**
+             * Reproduces
+             * @description The job run it reproduces.
+             */
+            reproduces: string;
+            /** @description The new run: the snapshot, the same parameters. */
+            run: components["schemas"]["RunInfo"];
         };
         /** RerunRequest */
         RerunRequest: {
@@ -3038,6 +3092,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MetricHistory"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_tracking_runs_mlflow_run_id_reproduce: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                mlflow_run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReproduceResponse"];
                 };
             };
             /** @description Error */

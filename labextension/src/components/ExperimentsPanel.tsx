@@ -18,6 +18,8 @@ export interface IExperimentsPanelProps {
   onOpenJobOutput: (jobRunId: string) => void;
   /** Follow a job run's log in the main area. */
   onOpenJobLog: (jobRunId: string, label: string) => void;
+  /** Re-run a job run's snapshot (after checking its datasets' versions). */
+  onReproduce: (mlflowRunId: string) => void;
   trans: TranslationBundle;
 }
 
@@ -356,6 +358,17 @@ function RunDetail(
             onClick={() => props.onOpenJobLog(jobRun, `${d.info.experiment} ${jobRun.slice(0, 8)}`)}
           >
             {trans.__('Job run %1', jobRun.slice(0, 8))}
+          </button>
+          <button
+            type="button"
+            className="jp-Button jp-mod-styled"
+            data-test="dataops-reproduce"
+            title={trans.__(
+              'Re-run this exact notebook snapshot with the same parameters'
+            )}
+            onClick={() => props.onReproduce(s.mlflow_run_id)}
+          >
+            {trans.__('Reproduce')}
           </button>
         </div>
       )}
