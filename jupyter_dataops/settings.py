@@ -145,8 +145,10 @@ class DataOps(LoggingConfigurable):
         "",
         help="MLflow tracking URI that every tracked run is written to: a real MLflow server "
         "(http://mlflow.internal:5000) or database (postgresql://...), e.g. in team mode. "
-        "Default: an embedded store, sqlite:///<root>/.dataops/mlflow/mlflow.db, its "
-        "artifacts beside it in .dataops/mlflow/artifacts. Kernels never get this URI: they "
+        "Default: the metadata store's database when db_url is PostgreSQL (MLflow's tables "
+        "beside the dops_ ones, so servers sharing it share tracking), else an embedded store, "
+        "sqlite:///<root>/.dataops/mlflow/mlflow.db; the artifacts go to "
+        ".dataops/mlflow/artifacts either way. Kernels never get this URI: they "
         "log through the DataOps API's MLflow endpoint, which checks whose run it is.",
     ).tag(config=True)
 

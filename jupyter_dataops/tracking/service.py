@@ -95,9 +95,8 @@ class Tracking:
         self.store = store
         self.root = root
         self.state_dir = root / STATE_DIR / "mlflow"
-        self.embedded = not tracking_uri
-        # Absolute SQLite paths (four slashes): MLflow resolves relative ones against the cwd.
-        self.uri = tracking_uri or f"sqlite:///{(self.state_dir / 'mlflow.db').as_posix()}"
+        self.embedded = not tracking_uri  # the platform's own store: it places the artifacts
+        self.uri = tracking_uri or self._default_uri()
         self.artifact_root = self.state_dir / "artifacts"
         self.ui_url = ui_url
         self._admins = admins
@@ -108,6 +107,16 @@ class Tracking:
         self._runs_lock = threading.Lock()
         self._started: set[str] = set()  # job runs' MLflow runs whose start is recorded
         self.events: LineageEvents | None = None  # OpenLineage run events of job runs
+
+    def _default_uri(self) -> str:
+        """The metadata store's own database when it is PostgreSQL (servers sharing it then
+        share one MLflow store: its tables sit beside the ``dops_`` ones), else SQLite in
+        ``.dataops/mlflow/``."""
+        if self.store.dialect == "postgresql":
+            url = self.store.url.set(drivername="postgresql+psycopg")
+            return url.render_as_string(hide_password=False)
+        # Absolute SQLite paths (four slashes): MLflow resolves relative ones against the cwd.
+        return f"sqlite:///{(self.state_dir / 'mlflow.db').as_posix()}"
 
     # MLflow --------------------------------------------------------------------------------
     def client(self) -> Any:
@@ -124,7 +133,7 @@ class Tracking:
                 with ALEMBIC_LOCK:  # MLflow migrates its store with Alembic, as we do ours
                     client = MlflowClient(tracking_uri=self.uri)
                     client.search_experiments(max_results=1)  # opens (and migrates) it
-                if self.embedded:
+                if self.uri.startswith("sqlite:"):
                     _fast_sqlite(client)
                 self._client = client
             return self._client
@@ -138,7 +147,8 @@ class Tracking:
         try:
             self.client()
         except Exception:
-            log.warning("DataOps: the MLflow store %s cannot be opened", self.uri, exc_info=True)
+            log.warning("DataOps: the MLflow store %s cannot be opened", self.redacted_uri,
+                        exc_info=True)  # fmt: skip
 
     @property
     def redacted_uri(self) -> str:

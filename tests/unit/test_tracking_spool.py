@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from mlflow.entities import Metric
 
 from jupyter_dataops.platform import Platform
@@ -39,3 +40,27 @@ def test_bulk_metrics_match_log_batch(tmp_path):
         }
         assert history[by_api] == history[by_bulk]
     p.close()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_store_holds_the_mlflow_store_too(tmp_path, pg_url):
+    """Servers sharing a PostgreSQL metadata store share one MLflow store by default."""
+    from sqlalchemy import create_engine, inspect
+
+    settings = DataOps(db_url=pg_url)
+    p = Platform(settings, tmp_path)
+    assert p.tracking.uri.startswith("postgresql+psycopg://")
+    ada = p.principal("ada")
+    run = p.tracking.create_user_run(ada, "shared", params={"a": 1})
+    p.tracking.log_batch(ada, run.info.run_id, [{"t": "m", "k": "m", "v": 2.0, "ts": 1, "s": 0}])
+    other = Platform(DataOps(db_url=pg_url), tmp_path / "elsewhere")  # another server
+    assert other.tracking.get(ada, run.info.run_id).experiment == "shared"
+    assert other.tracking.client().get_run(run.info.run_id).data.metrics == {"m": 2.0}
+    tables = set(
+        inspect(
+            create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://", 1))
+        ).get_table_names()
+    )
+    assert {"runs", "metrics", "dops_tracked_runs", "dops_runs"} <= tables
+    p.close()
+    other.close()
