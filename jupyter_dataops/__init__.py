@@ -21,7 +21,8 @@ except ImportError:  # running from a source tree that was never built
 # The kernel API, resolved lazily from jupyter_dataops.client (PEP 562).
 _CLIENT_API = (
     "status", "datasets", "describe", "pull", "lineage", "run_notebook", "publish", "connect",
-    "Client", "DataOpsClientError",
+    "Client", "DataOpsClientError", "run", "Run", "active_run", "log_param", "log_params",
+    "log_metric", "log_metrics", "set_tag", "log_artifact", "log_figure", "flush", "compare",
 )  # fmt: skip
 
 __all__ = ["__version__", *_CLIENT_API]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import uuid
@@ -111,6 +112,8 @@ class DataOpsApp(ExtensionApp):
                 token = platform.tokens.mint(platform.kernel_owner(), "kernel", kernel_id=kernel_id)
                 env = dict(kwargs.get("env") or os.environ)
                 env.update({URL_ENV: url, TOKEN_ENV: token})
+                # A notebook's MLflow sends its vendor no telemetry (unless the user says so).
+                env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
                 kwargs["env"] = env
             return await start(*args, kernel_id=kernel_id, **kwargs)
 
@@ -133,6 +136,11 @@ class DataOpsApp(ExtensionApp):
         # Background work starts here, with the loop running, never at import or in
         # initialize_settings.
         p = self.platform
+        # MLflow's first use imports it and creates the store's tables (about 2 s): done in a
+        # thread now, so neither the loop nor the first run waits for it.
+        self._tracking_warmup = asyncio.get_running_loop().run_in_executor(None, p.tracking.warm)
+        if p.settings.observe_interval > 0:
+            self._observer = asyncio.create_task(self._observe(p.settings.observe_interval))
         # Job kernels (and, in personal mode, interactive ones) call this server directly.
         url = getattr(self, "kernel_url", "") or _kernel_facing_url(serverapp) or ""
         self.executor = p.executor(url)
@@ -184,10 +192,26 @@ class DataOpsApp(ExtensionApp):
         p.kernel_alive = lambda kernel_id: live.alive(kernel_id) or kernel_alive(kernel_id)
         await live.start()
 
+    async def _observe(self, every: float) -> None:
+        """Hash the file datasets' changed files in the background (the query pool)."""
+        assert self.platform is not None
+        while True:
+            try:
+                await self.platform.run_query(self.platform.catalog.observe)
+            except Exception:
+                self.log.warning("DataOps: observing the sources failed", exc_info=True)
+            await asyncio.sleep(every)
+
     async def stop_extension(self) -> None:
         live = getattr(self, "live", None)
         if live is not None:
             await live.stop()
+        observer = getattr(self, "_observer", None)
+        if observer is not None:
+            observer.cancel()
+        warmup = getattr(self, "_tracking_warmup", None)
+        if warmup is not None:
+            await asyncio.wait([warmup], timeout=30)  # never closes a store being opened
         scheduler = getattr(self, "scheduler", None)
         if scheduler is not None:
             await scheduler.stop()

@@ -386,6 +386,52 @@ class RunApp(_Sub):
         return "\n".join(lines)
 
 
+class ReproduceApp(RunApp):
+    name = "jupyter-dataops-reproduce"
+    description = (
+        "Re-run a run's exact notebook snapshot with its parameters: `reproduce RUN_ID "
+        "[--wait]` (a job run id or an MLflow run id); first says whether each dataset "
+        "version it read is still the current one."
+    )
+
+    def run(self) -> None:
+        if len(self.extra_args) != 1:
+            raise InvalidRequest("give one run id: jupyter dataops reproduce RUN_ID")
+        from .tracking.compare import Comparisons
+
+        p = self.open_platform()
+        try:
+            if self.wait:
+                p.jobs.become_dispatcher("run")
+            user = p.principal(p.kernel_owner())
+            out = Comparisons(p.tracking).reproduce(user, p.jobs, p.catalog, self.extra_args[0])
+            print(self.report(out), file=sys.stderr)
+            run = out.run
+            print(f"run {run.id} queued: reproduces {out.reproduces} ({run.notebook_path}, "
+                  f"parameters {run.parameters})", file=sys.stderr)  # fmt: skip
+            if not self.wait:
+                self.emit(out.model_dump(mode="json"), run.id)
+                return
+            final = asyncio.run(self._execute(p, run.id))
+        finally:
+            p.close()
+        out.run = final
+        self.emit(out.model_dump(mode="json"), self._describe(final, p.jobs.runs_dir))
+        if final.status != "succeeded":
+            self.exit(1)
+
+    @staticmethod
+    def report(out: Any) -> str:
+        """Which dataset versions the run read are still current, in words."""
+        lines = [f"run {out.reproduces} read {len(out.datasets)} dataset version(s):"]
+        for d in out.datasets:
+            state = "still current" if d.is_current else f"CHANGED, now {d.current_version}"
+            lines.append(f"  {d.dataset} {d.version}: {state}")
+        if out.changed:
+            lines.append(f"changed since: {', '.join(out.changed)}: the result may differ")
+        return "\n".join(lines)
+
+
 class SchedulerApp(_Sub):
     name = "jupyter-dataops-scheduler"
     description = "Fire job schedules and execute the runs in this process, until SIGTERM/SIGINT."
@@ -884,6 +930,7 @@ class DataOpsCLI(JupyterApp):
         "catalog": (CatalogApp, CatalogApp.description),
         "register": (RegisterApp, RegisterApp.description),
         "run": (RunApp, RunApp.description),
+        "reproduce": (ReproduceApp, ReproduceApp.description),
         "jobs": (JobsApp, JobsApp.description),
         "schedule": (ScheduleApp, ScheduleApp.description),
         "scheduler": (SchedulerApp, SchedulerApp.description),

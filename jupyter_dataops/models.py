@@ -641,3 +641,136 @@ class SubscriptionInfo(_Model):
     email: str
     pdf: bool
     created_at: datetime
+
+
+# tracking -----------------------------------------------------------------------------------
+TrackedStatus = Literal["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
+
+
+class StartTrackedRunRequest(_Model):
+    experiment: str = Field(min_length=1, max_length=500, description="Experiment name.")
+    run_name: str | None = Field(default=None, max_length=250)
+    params: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    notebook_path: str = Field(default="", description="The notebook the run is made in.")
+    notebook_hash: str = Field(default="", description="sha256 of the notebook's saved file.")
+
+
+class TrackedRunInfo(_Model):
+    mlflow_run_id: str
+    experiment_id: str
+    experiment: str
+    owner: str
+    kind: str = Field(description="`job` (a job run's) or `interactive` (dops.run).")
+    run_id: str | None = Field(description="The DataOps job run it tracks, if a job's.")
+    notebook_path: str
+    status: TrackedStatus
+    created_at: datetime
+    ended_at: datetime | None
+
+
+class LogRecord(_Model):
+    t: Literal["m", "p", "g"] = Field(description="metric, param or tag")
+    k: str = Field(min_length=1, max_length=250)
+    v: Any
+    ts: int | None = Field(default=None, description="metric timestamp, ms since the epoch")
+    s: int | None = Field(default=None, description="metric step")
+
+
+class LogRequest(_Model):
+    records: list[LogRecord] = Field(max_length=100_000)
+
+
+class EndTrackedRunRequest(_Model):
+    status: Literal["FINISHED", "FAILED", "KILLED"] = "FINISHED"
+
+
+class DatasetRead(_Model):
+    dataset: str
+    version: str = Field(description="The version (content fingerprint) the run read.")
+    current_version: str | None = Field(description="The dataset's latest observed version.")
+    is_current: bool
+    columns: list[str]
+    filter: str | None
+    row_count: int | None
+    at: datetime
+    mlflow_run_id: str
+    run_id: str | None
+    experiment: str
+    owner: str
+
+
+class LineageResponse(_Model):
+    dataset: str | None = Field(description="The dataset asked about (?dataset=).")
+    run: TrackedRunInfo | None = Field(description="The run asked about (?run=).")
+    reads: list[DatasetRead] = Field(description="Which runs read which versions, newest first.")
+    outputs: list[str] = Field(description="What the run produced: its artifacts.")
+
+
+class ExperimentInfo(_Model):
+    id: str
+    name: str
+    runs: int = Field(description="Runs of it you may see.")
+    last_run_at: datetime | None
+
+
+class ExperimentList(_Model):
+    experiments: list[ExperimentInfo]
+    mlflow_ui_url: str | None = Field(description="c.DataOps.mlflow_ui_url, for links.")
+
+
+class RunSummary(_Model):
+    mlflow_run_id: str
+    name: str
+    status: str
+    start_time: datetime | None
+    end_time: datetime | None
+    params: dict[str, str]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    owner: str
+    run_id: str | None = Field(description="The job run it tracks, if a job's.")
+    notebook_path: str
+
+
+class RunSearchResult(_Model):
+    experiment: ExperimentInfo
+    runs: list[RunSummary]
+
+
+class MetricPoint(_Model):
+    step: int
+    value: float
+    timestamp: int
+
+
+class MetricHistory(_Model):
+    mlflow_run_id: str
+    key: str
+    points: list[MetricPoint]
+
+
+class TrackedRunDetail(_Model):
+    info: TrackedRunInfo
+    summary: RunSummary
+    datasets: list[DatasetRead]
+    artifacts: list[str]
+
+
+class KernelTracking(_Model):
+    kernel_id: str
+    run: TrackedRunInfo | None = Field(description="The running run it logs into, if any.")
+
+
+class DatasetCheck(_Model):
+    dataset: str
+    version: str = Field(description="The version the run read.")
+    current_version: str | None = Field(description="The version observed now.")
+    is_current: bool
+
+
+class ReproduceResponse(_Model):
+    run: RunInfo = Field(description="The new run: the snapshot, the same parameters.")
+    reproduces: str = Field(description="The job run it reproduces.")
+    datasets: list[DatasetCheck] = Field(description="Each dataset version the run read.")
+    changed: list[str] = Field(description="Datasets whose version changed since.")

@@ -70,6 +70,22 @@ class Platform:
             allowed_networks=tuple(settings.webhook_allowed_networks),
         )
         self.notifier = Notifier(self.store, self.keys.webhook_key, smtp, webhooks=webhooks)
+        from .tracking.service import Tracking
+
+        self.tracking = Tracking(
+            self.store,
+            self.root,
+            settings.mlflow_tracking_uri,
+            lambda: self.workspace_config().admins,
+            ui_url=settings.mlflow_ui_url,
+        )
+        from .tracking.openlineage import LineageEvents
+
+        self.tracking.events = LineageEvents(
+            settings.openlineage_namespace,
+            Path(settings.openlineage_file or self.state_dir / "openlineage" / "events.jsonl"),
+            settings.openlineage_url,
+        )
         self.jobs = JobService(
             self.store,
             self.root,
@@ -78,6 +94,7 @@ class Platform:
             default_executor=settings.executor,
             notifier=self.notifier,
             outputs_url=settings.outputs_url,
+            tracking=self.tracking if settings.track_runs else None,
         )
         from .dashboards.service import DashboardService
 
@@ -260,4 +277,5 @@ class Platform:
         self.dashboards.close()  # renders under way finish (a CLI run's too)
         self.notifier.close()  # deliveries under way finish and are recorded
         self.jobs.stop_dispatching()
+        self.tracking.close()  # lineage events under way are sent
         self.store.close()

@@ -165,6 +165,55 @@ class DataOps(LoggingConfigurable):
         "e.g. tcp://127.0.0.1:8786. Needs the 'dask' extra (distributed).",
     ).tag(config=True)
 
+    track_runs = Bool(
+        True,
+        help="Make every job run an MLflow run (params, tags, notebooks, status), and give "
+        "job kernels MLFLOW_TRACKING_URI / MLFLOW_RUN_ID. dops.run in notebooks works either "
+        "way.",
+    ).tag(config=True)
+
+    mlflow_tracking_uri = Unicode(
+        "",
+        help="MLflow tracking URI that every tracked run is written to: a real MLflow server "
+        "(http://mlflow.internal:5000) or database (postgresql://...), e.g. in team mode. "
+        "Default: the metadata store's database when db_url is PostgreSQL (MLflow's tables "
+        "beside the dops_ ones, so servers sharing it share tracking), else an embedded store, "
+        "sqlite:///<root>/.dataops/mlflow/mlflow.db; the artifacts go to "
+        ".dataops/mlflow/artifacts either way. Kernels never get this URI: they "
+        "log through the DataOps API's MLflow endpoint, which checks whose run it is.",
+    ).tag(config=True)
+
+    mlflow_ui_url = Unicode(
+        "",
+        help="URL of an MLflow UI showing mlflow_tracking_uri (e.g. http://127.0.0.1:5000/), "
+        "for links from the Experiments panel. Empty: no links.",
+    ).tag(config=True)
+
+    openlineage_url = Unicode(
+        "",
+        help="OpenLineage HTTP endpoint (Marquez-compatible, e.g. http://marquez:5000) that job "
+        "runs' lineage events are sent to. Empty (the default): they are appended to "
+        "openlineage_file.",
+    ).tag(config=True)
+
+    openlineage_file = Unicode(
+        "",
+        help="File that OpenLineage run events are appended to, one JSON object a line, when "
+        "openlineage_url is not set. Default: <root>/.dataops/openlineage/events.jsonl.",
+    ).tag(config=True)
+
+    openlineage_namespace = Unicode(
+        "jupyter-dataops",
+        help="OpenLineage namespace of job runs' jobs.",
+    ).tag(config=True)
+
+    observe_interval = Float(
+        30.0,
+        help="Seconds between two looks at the file datasets' files: a file that changed is "
+        "hashed then (its content is its version), in the background, not by the next pull. "
+        "0 turns the background look off (pulls then hash changed files themselves).",
+    ).tag(config=True)
+
     smtp_host = Unicode(
         "",
         help="SMTP server that sends job notification e-mails. Empty (the default): e-mail "

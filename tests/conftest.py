@@ -11,6 +11,9 @@ from tests import postgres
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 IN_CI = bool(os.environ.get("CI"))
+# MLflow 3's usage telemetry would try to reach the internet: never from the tests (the
+# server and kernels set it too; processes the tests start inherit it).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 @pytest.fixture(scope="session")

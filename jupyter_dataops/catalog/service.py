@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,7 @@ class Plan:
     masked: list[str]
     filter: str | None
     started: float
+    kinds: dict[str, str] = field(default_factory=dict)  # the columns read: their kinds
 
     def open(self) -> pa.RecordBatchReader:
         """Run the statement; engine errors become user errors without engine text."""
@@ -141,6 +142,9 @@ class Catalog:
         self.root = root
         self.salt = salt
         self.source_env = tuple(source_env)  # c.DataOps.source_url_env
+        from .fingerprints import FingerprintCache
+
+        self.digests = FingerprintCache(store)
         self._synced_generation = -1
         self._sync_lock = threading.Lock()
 
@@ -179,7 +183,7 @@ class Catalog:
         row.columns = {k: v.model_dump() for k, v in spec.columns.items()}
 
     def _open(self, spec: Source) -> FileSource | SqlTableSource:
-        return open_source(spec, self.root, self.source_env)
+        return open_source(spec, self.root, self.source_env, self.digests)
 
     # lookups ------------------------------------------------------------------------------------
     def _row(self, s: Any, name: str) -> t.Dataset:
@@ -240,6 +244,27 @@ class Catalog:
             if source.fingerprint() == latest.fingerprint:
                 return latest  # unchanged files: no need to scan them again
         return self._record_version(row.id, source.snapshot())
+
+    def observe(self) -> int:
+        """Look at every file dataset now and record the versions that changed (blocking).
+
+        The server calls this in the background (c.DataOps.observe_interval), so a file's
+        content is hashed when it changes, not when someone pulls it. Returns how many files
+        were hashed."""
+        self.sync()
+        before = self.digests.hashed
+        with self.store.session() as s:
+            rows = list(s.scalars(select(t.Dataset).where(t.Dataset.retired_at.is_(None))))
+        for row in rows:
+            try:
+                source = self._open(self._spec(row).source)
+                if isinstance(source, FileSource) and source.needs_hashing():
+                    self._current(row, source)
+            except DataOpsError:
+                continue  # unreachable now; a read says so
+            except Exception:
+                log.warning("DataOps: observing dataset %s failed", row.name, exc_info=True)
+        return self.digests.hashed - before
 
     def _facts(self, row: t.Dataset, version: t.DatasetVersion | None) -> DatasetFacts:
         cols = [c["name"] for c in version.schema] if version else None
@@ -472,7 +497,10 @@ class Catalog:
                 duration_ms=(time.perf_counter() - started) * 1000))  # fmt: skip
             raise
         masked = sorted(c for c in columns if c in decision.masks)
-        return Plan(name, version, sql, source, columns, decision, masked, filter_text, started)
+        read_kinds = {c: kinds[c] for c in columns}
+        return Plan(
+            name, version, sql, source, columns, decision, masked, filter_text, started, read_kinds
+        )
 
     def finish(
         self, user: Principal, plan: Plan, action: str, rows: int | None, error: str | None = None

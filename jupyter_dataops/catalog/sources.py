@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import sqlglot
@@ -38,6 +38,9 @@ from ..governance.compiler import (
 )  # fmt: skip
 from ..governance.filters import SQLGLOT_DIALECTS, check_source_query
 from ..paths import GLOB_CHARS, STATE_DIR, in_state_dir
+
+if TYPE_CHECKING:
+    from .fingerprints import FingerprintCache
 
 BATCH_ROWS = 256 * 1024
 # The governed relation of one PostgreSQL read (a session's temporary schema is its own).
@@ -92,9 +95,12 @@ class FileSource:
 
     dialect = "duckdb"
 
-    def __init__(self, spec: ParquetSource | CsvSource, root: Path) -> None:
+    def __init__(
+        self, spec: ParquetSource | CsvSource, root: Path, digests: FingerprintCache | None = None
+    ) -> None:
         self.spec = spec
         self.root = root
+        self.digests = digests  # content digests cached by file identity
         path = Path(spec.path)
         self.path = path if path.is_absolute() else (root / path)
 
@@ -146,14 +152,22 @@ class FileSource:
         return exp.Table(this=fn)
 
     def fingerprint(self) -> str:
+        """The version of the files' content: each file's sha256 (cached while its identity
+        holds, see fingerprints.py) and its name; never its size or mtime alone."""
+        from .fingerprints import file_digest
+
         h = hashlib.sha256()
         for f in self.files():
-            st = f.stat()
-            h.update(
-                f"{f.relative_to(self.root) if f.is_relative_to(self.root) else f}"
-                f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode()
-            )
+            digest = self.digests.digest(f) if self.digests is not None else file_digest(f)
+            name = f.relative_to(self.root) if f.is_relative_to(self.root) else f
+            h.update(f"{name}\0{digest}\n".encode())
         return h.hexdigest()[:16]
+
+    def needs_hashing(self) -> bool:
+        """Whether some file changed since it was last hashed."""
+        if self.digests is None:
+            return True
+        return not all(self.digests.known(f) for f in self.files())
 
     def snapshot(self) -> Snapshot:
         fp = self.fingerprint()
@@ -428,12 +442,15 @@ class SqlTableSource:
 
 
 def open_source(
-    spec: ParquetSource | CsvSource | SqlSource, root: Path, env: Sequence[str] = ()
+    spec: ParquetSource | CsvSource | SqlSource,
+    root: Path,
+    env: Sequence[str] = (),
+    digests: FingerprintCache | None = None,
 ) -> FileSource | SqlTableSource:
     """The source of a spec; ``env``: the environment variables SQL URLs may use."""
     if isinstance(spec, SqlSource):
         return SqlTableSource(spec, env)
-    return FileSource(spec, root)
+    return FileSource(spec, root, digests)
 
 
 def columns_of(schema: list[dict[str, Any]]) -> list[Column]:

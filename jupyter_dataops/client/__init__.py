@@ -25,6 +25,7 @@ HUB_TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
 # Team mode: the user's server's root, where the notebooks the service has not are.
 ROOT_ENV = "JUPYTER_DATAOPS_ROOT"
 API_PREFIX = "dataops/api/v1/"
+TRACKED_RUN_HEADER = "X-DataOps-MLflow-Run"
 
 
 class DataOpsClientError(Exception):
@@ -67,19 +68,30 @@ class Client:
         self.lineage: list[dict[str, Any]] = []
 
     def _open(
-        self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        *,
+        data: bytes | None = None,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
     ) -> Any:
         url = urllib.parse.urljoin(self.url, API_PREFIX + path.lstrip("/"))
         if params:
             url += "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-        data = None if body is None else json.dumps(body).encode()
+        if data is None and body is not None:
+            data = json.dumps(body).encode()
         if self.scheme == "DataOps" and _expires_soon(self.token):
             self.renew()
         for attempt in (1, 2):
             req = urllib.request.Request(url, data=data, method=method)
             req.add_header("Authorization", f"{self.scheme} {self.token}")
+            for k, v in (headers or {}).items():
+                req.add_header(k, v)
             if data is not None:
-                req.add_header("Content-Type", "application/json")
+                req.add_header("Content-Type", content_type)
             try:
                 return urllib.request.urlopen(req, timeout=self.timeout)
             except urllib.error.HTTPError as e:
@@ -113,8 +125,11 @@ class Client:
                     f"cannot reach the DataOps server at {self.url}: {e.reason}",
                     code="unreachable",
                 ) from None
-            if os.environ.get(TOKEN_ENV) == self.token:
-                os.environ[TOKEN_ENV] = fresh  # what this kernel starts next gets it too
+            for env in (TOKEN_ENV, "MLFLOW_TRACKING_TOKEN"):
+                if os.environ.get(env) == self.token:
+                    # What this kernel starts next gets it too, and so does MLflow's client,
+                    # which reads MLFLOW_TRACKING_TOKEN at every request.
+                    os.environ[env] = fresh
             self.token = fresh
 
     def request(
@@ -123,6 +138,12 @@ class Client:
         with self._open(method, path, body, params) as resp:
             payload = resp.read()
         return json.loads(payload) if payload else None
+
+    def request_raw(
+        self, method: str, path: str, data: bytes, content_type: str = "application/json"
+    ) -> bytes:
+        with self._open(method, path, data=data, content_type=content_type) as resp:
+            return bytes(resp.read())
 
     def status(self) -> dict[str, Any]:
         return self.request("GET", "status")
@@ -148,7 +169,12 @@ class Client:
             columns = [columns]
         body = {"columns": columns, "where": where, "limit": limit}
         path = f"datasets/{urllib.parse.quote(name, safe='')}/pull"
-        with self._open("POST", path, body) as resp:
+        from .tracking import active_run
+
+        tracked = active_run()
+        # Inside a tracked run, the server logs the read as one of the run's dataset inputs.
+        headers = {TRACKED_RUN_HEADER: tracked.id} if tracked is not None else {}
+        with self._open("POST", path, body, headers=headers) as resp:
             version = resp.headers.get("X-DataOps-Version")
             masked = json.loads(resp.headers.get("X-DataOps-Masked") or "[]")
             try:
@@ -212,6 +238,19 @@ def _from_http_error(e: urllib.error.HTTPError) -> DataOpsClientError:
 
 
 _default: Client | None = None
+
+
+def keep_fresh(every_s: float) -> None:
+    """Renew this kernel's token now and every ``every_s`` seconds while it lives (a job
+    kernel's timer calls this, so plain MLflow calls never send an expired token)."""
+    try:
+        connect().renew()
+    except DataOpsClientError as e:
+        if e.status == 401:
+            return  # the run has ended: nothing to renew any more
+    timer = threading.Timer(every_s, keep_fresh, args=(every_s,))
+    timer.daemon = True
+    timer.start()
 
 
 def connect(url: str | None = None, token: str | None = None, scheme: str = "DataOps") -> Client:
@@ -468,3 +507,25 @@ def status() -> dict[str, Any]:
         'alice'
     """
     return connect().status()
+
+
+from .tracking import (  # noqa: E402  (the tracking API, re-exported for `dops.*`)
+    Run,
+    active_run,
+    compare,
+    flush,
+    log_artifact,
+    log_figure,
+    log_metric,
+    log_metrics,
+    log_param,
+    log_params,
+    run,
+    set_tag,
+)
+
+__all__ = [
+    "Client", "DataOpsClientError", "Run", "active_run", "compare", "connect", "datasets",
+    "describe", "flush", "lineage", "log_artifact", "log_figure", "log_metric", "log_metrics",
+    "log_param", "log_params", "pull", "run", "run_notebook", "set_tag", "status",
+]  # fmt: skip

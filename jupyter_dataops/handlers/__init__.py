@@ -32,10 +32,29 @@ from .jobs import (
     RunHandler,
     RunsHandler,
 )
+from .mlflow import (
+    LoggedModelHandler,
+    LoggedModelsHandler,
+    MlflowArtifactHandler,
+    MlflowArtifactListHandler,
+    MlflowHandler,
+)
 from .openapi import OpenAPIHandler
 from .pages import ASSETS_KWARGS, ASSETS_PATH, PAGES, PAGES_PREFIX, AssetsHandler
 from .status import StatusHandler
 from .token import TokenRenewHandler
+from .tracking import (
+    ExperimentRunsHandler,
+    ExperimentsHandler,
+    KernelTrackingHandler,
+    LineageHandler,
+    MetricHistoryHandler,
+    ReproduceHandler,
+    TrackedRunEndHandler,
+    TrackedRunHandler,
+    TrackedRunLogHandler,
+    TrackedRunsHandler,
+)
 from .workspace import ValidateConfigHandler
 
 RESOURCES: list[type[DataOpsHandler]] = [
@@ -63,6 +82,21 @@ RESOURCES: list[type[DataOpsHandler]] = [
     SharesHandler,
     ShareHandler,
     SubscriptionHandler,
+    TrackedRunsHandler,
+    KernelTrackingHandler,
+    TrackedRunHandler,
+    TrackedRunLogHandler,
+    TrackedRunEndHandler,
+    MetricHistoryHandler,
+    ReproduceHandler,
+    ExperimentsHandler,
+    ExperimentRunsHandler,
+    LineageHandler,
+    LoggedModelsHandler,  # before MlflowHandler, whose {op} would match logged-models/search
+    LoggedModelHandler,
+    MlflowHandler,
+    MlflowArtifactListHandler,
+    MlflowArtifactHandler,
     OpenAPIHandler,
 ]
 

@@ -83,9 +83,12 @@ class DataOpsIdentity:
     @staticmethod
     def _token(handler: web.RequestHandler) -> str | None:
         scheme, _, token = handler.request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != AUTH_SCHEME.lower():
-            return None
-        return token.strip()
+        if scheme.lower() == AUTH_SCHEME.lower():
+            return token.strip()
+        # MLflow's client sends MLFLOW_TRACKING_TOKEN as a Bearer token (handlers/mlflow.py).
+        if scheme.lower() == "bearer" and getattr(handler, "accepts_bearer", False):
+            return token.strip()
+        return None
 
     async def get_user(self, handler: web.RequestHandler) -> User | None:
         token = self._token(handler)

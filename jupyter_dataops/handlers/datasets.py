@@ -193,6 +193,8 @@ class PullHandler(DataOpsHandler):
     async def post(self, name: str) -> None:
         req = self.parse_body(ReadRequest)
         user, catalog = self.principal(), self.platform.catalog
+        tracking = self.platform.tracking
+        tracked_run = self.request.headers.get("X-DataOps-MLflow-Run") or None
         plan = await self.platform.run_query(catalog.plan, user, name, req, "read")
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=4)
@@ -218,6 +220,9 @@ class PullHandler(DataOpsHandler):
                         put(sink.take())
                 put(sink.take())  # end-of-stream marker (with the schema, if no rows)
                 catalog.finish(user, plan, "read", rows)
+                # Lineage, before the kernel gets the end of the stream: a run's inputs are
+                # recorded by the time its pull returns.
+                tracking.record_read(user, plan, rows, tracked_run)
                 put(_EOS)
             except BaseException as e:  # the handler turns it into a JSON error or an abort
                 catalog.finish(user, plan, "read", rows, error=type(e).__name__)

@@ -170,6 +170,9 @@ def execute_shipped(
         "output_path": str(tmp / "output.ipynb"),
         "log_path": str(tmp / "run.log"),
         "cwd": str(tmp),
+        # Its tracking spool is its own too; it goes back at the end (the server sends on to
+        # MLflow what the kernel had not sent itself).
+        "env": {**job.get("env", {}), "DATAOPS_SPOOL_DIR": str(tmp / "spool")},
     }
     Path(local["input_path"]).write_bytes(base64.b64decode(job["input_b64"]))
     local.pop("input_b64", None)
@@ -189,6 +192,12 @@ def execute_shipped(
             for i in range(0, max(len(data), 1), SHIP_CHUNK):
                 emit("file", name=name, data=base64.b64encode(data[i : i + SHIP_CHUNK]).decode())
             shipped[name] = name
+        spool = tmp / "spool"
+        for path in sorted(spool.glob("*")) if spool.is_dir() else []:
+            data = path.read_bytes()
+            for i in range(0, max(len(data), 1), SHIP_CHUNK):
+                emit("file", name="spool", file=path.name,
+                     data=base64.b64encode(data[i : i + SHIP_CHUNK]).decode())  # fmt: skip
         if "outputs" in result:
             result["outputs"] = shipped
         return result
@@ -204,7 +213,24 @@ def _preamble(job: dict[str, Any]) -> str:
         f"_os.environ.update(__import__('json').loads({env!r}))\n"
         f"_os.chdir({job['cwd']!r})\n"
         f"_sys.path.insert(0, {job['cwd']!r})\n"
-        "del _os, _sys\n"
+        "del _os, _sys\n" + _renewal(job.get("renew_every_s"))
+    )
+
+
+def _renewal(every: float | None) -> str:
+    # Plain `mlflow.log_*` sends the run's token as it is: it must not expire mid-run. A timer,
+    # so nothing is imported now (the client is loaded when it first fires).
+    if not every:
+        return ""
+    return (
+        "def _dops_renew():\n"
+        "    from jupyter_dataops.client import keep_fresh\n"
+        f"    keep_fresh({float(every)!r})\n"
+        "_dops_timer = __import__('threading').Timer"
+        f"({float(every)!r}, _dops_renew)\n"
+        "_dops_timer.daemon = True\n"
+        "_dops_timer.start()\n"
+        "del _dops_timer\n"
     )
 
 
@@ -496,6 +522,9 @@ def run_on_worker(
         "output_path": str(tmp / "output.ipynb"),
         "log_path": str(tmp / "run.log"),
         "cwd": cwd,
+        # The kernel's tracking spool is the worker's; it goes back with the result, and the
+        # server sends what the kernel had not (tracking/spool.py).
+        "env": {**job.get("env", {}), "DATAOPS_SPOOL_DIR": str(tmp / "spool")},
     }
     Path(wjob["input_path"]).write_bytes(notebook)
     last: dict[str, Any] = {}
@@ -556,6 +585,11 @@ def run_on_worker(
             "log": Path(wjob["log_path"]).read_text(encoding="utf-8", errors="replace"),
             "progress": last,
             "worker": worker_name,
+            "spool": {
+                p.name: p.read_bytes() for p in sorted((tmp / "spool").glob("*")) if p.is_file()
+            }
+            if (tmp / "spool").is_dir()
+            else {},
         }
     finally:
         done.set()

@@ -6,6 +6,7 @@ Blocking (store and file work): call through the platform's pools. The executor 
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -41,7 +42,10 @@ from .parameters import infer_parameters, notebook_hash, read_notebook, validate
 from .storage import OutputStorage
 
 if TYPE_CHECKING:
+    from ..tracking.service import Tracking
     from .notify import Notifier
+
+log = logging.getLogger(__name__)
 
 TERMINAL = ("succeeded", "failed", "cancelled", "timed_out")
 OUTPUT_FILES = {
@@ -131,8 +135,10 @@ class JobService:
         default_executor: str = "local",
         notifier: Notifier | None = None,
         outputs_url: str = "",
+        tracking: Tracking | None = None,
     ) -> None:
         self.store = store
+        self.tracking = tracking  # every run is an MLflow run
         # Shared storage of run files (fsspec), besides the local run directories.
         self.storage = OutputStorage(outputs_url) if outputs_url else None
         self.notifier = notifier  # told about every run that ends for good
@@ -608,6 +614,33 @@ class JobService:
         info, _ = self.submit(user, req, trigger="user")
         return info
 
+    def reproduce(self, user: Principal, run_id: str) -> RunInfo:
+        """Run the very notebook snapshot of run ``run_id`` again, with its parameters (not
+        the notebook as it is now): a new run, ``trigger`` ``reproduce``."""
+        with self.store.session() as s:
+            r = self._run(s, run_id)
+            self._acts_as(user, r.owner, f"reproduce run {run_id}")
+            src = self.runs_dir / run_id / OUTPUT_FILES["input"]
+            if not src.exists() and self.storage is not None:
+                self.storage.fetch(run_id, OUTPUT_FILES["input"], src)
+            if not src.exists():
+                raise NotFound(f"the notebook snapshot of run {run_id} is not on this server")
+            new = t.Run(
+                id=t.new_id(), job_id=r.job_id, status="queued", owner=r.owner,
+                notebook_path=r.notebook_path, notebook_hash=r.notebook_hash,
+                parameters=dict(r.parameters), kernel_name=r.kernel_name, executor=r.executor,
+                trigger="reproduce", triggered_by=user.name, timeout_s=r.timeout_s,
+                host=self.host, outputs={"input": OUTPUT_FILES["input"]},
+                progress={"output_formats": r.progress.get("output_formats", []),
+                          "reproduces": run_id})  # fmt: skip
+            new_dir = self.runs_dir / new.id
+            new_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, new_dir / OUTPUT_FILES["input"])
+            self._share(new.id, {"input"})
+            s.add(new)
+            s.flush()
+            return self.run_info(s, new)
+
     def _run(self, s: Any, run_id: str) -> t.Run:
         r = s.get(t.Run, run_id)
         if r is None:
@@ -715,17 +748,21 @@ class JobService:
                 return None
             r = self._run(s, run_id)
             formats = r.progress.get("output_formats", [])
-            kept = {k: r.progress[k] for k in ("uploaded",) if k in r.progress}
+            kept: dict[str, Any] = {
+                k: r.progress[k] for k in ("uploaded", "reproduces") if k in r.progress
+            }
             r.progress = {"output_formats": formats, "cell": 0, "of": None, **kept}
             run_dir = self.runs_dir / run_id
             timeout = r.timeout_s
+            token = self.tokens.mint(r.owner, f"run:{run_id}")
             env = {
                 "JUPYTER_DATAOPS_URL": server_url,
                 # Scoped to this run and its owner: a job reads what its owner may read, and
                 # the token is refused once the run has ended (and renewed only while it runs).
-                "JUPYTER_DATAOPS_TOKEN": self.tokens.mint(r.owner, f"run:{run_id}"),
+                "JUPYTER_DATAOPS_TOKEN": token,
                 "DATAOPS_RUN_ID": run_id,
             }
+            env.update(self._start_tracking(s, r, server_url, token, run_dir))
             nb_dir = (self.root / r.notebook_path).resolve().parent
             if not nb_dir.is_dir() or not nb_dir.is_relative_to(self.root):
                 nb_dir = run_dir  # an uploaded notebook from elsewhere: its run's own folder
@@ -736,8 +773,37 @@ class JobService:
                 "log_path": str(run_dir / OUTPUT_FILES["log"]),
                 "parameters": r.parameters, "cwd": str(nb_dir), "env": env,
                 "output_formats": formats,
+                # Renewed well before it expires (the client library renews its own too).
+                "renew_every_s": self.tokens.ttl_s / 2,
             }  # fmt: skip
             return RunSpec(run_id, r.kernel_name, timeout, job, owner=r.owner)
+
+    def _start_tracking(
+        self, s: Any, r: t.Run, server_url: str, token: str, run_dir: Path
+    ) -> dict[str, str]:
+        """Create the run's MLflow run; the kernel environment that logs into it."""
+        if self.tracking is None:
+            return {}
+        job_name = None
+        if r.job_id:
+            job_name = s.scalar(select(t.JobDefinition.name).where(t.JobDefinition.id == r.job_id))
+        try:
+            mlflow_run_id = self.tracking.start_job_run(s, r, job_name)
+        except Exception as e:  # the run goes on untracked, and says why
+            log.warning("DataOps: run %s is not tracked in MLflow", r.id, exc_info=True)
+            r.progress = {**r.progress, "tracking_error": f"{type(e).__name__}: {e}"}
+            return {}
+        return self.tracking.kernel_env(mlflow_run_id, server_url, token, run_dir / "spool")
+
+    def tracking_started(self, run_id: str) -> None:
+        """What the MLflow run of a started run gets while its kernel works (the executor
+        calls this after handing the run over): its parameters, the lineage START event."""
+        if self.tracking is not None:
+            try:
+                self.tracking.job_run_started(run_id)
+            except Exception:
+                log.warning("DataOps: run %s: its MLflow parameters were not logged", run_id,
+                            exc_info=True)  # fmt: skip
 
     def progress(self, run_id: str, data: dict[str, Any]) -> None:
         with self.store.session() as s:
@@ -792,6 +858,14 @@ class JobService:
                 if status in ("failed", "timed_out")
                 else None
             )
+        if self.tracking is not None:
+            # After the run's own record is committed (its end is not delayed by MLflow's),
+            # before anyone is notified: the MLflow run ends with the same truth.
+            try:
+                self.tracking.end_job_run(run_id, status, self.runs_dir / run_id)
+            except Exception:  # the run's record stands; MLflow's may be behind
+                log.warning("DataOps: run %s: ending its MLflow run failed", run_id,
+                            exc_info=True)  # fmt: skip
         if retry_id is None and status != "cancelled":
             if self.notifier is not None:
                 self.notifier.run_ended(run_id)

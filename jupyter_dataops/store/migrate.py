@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -17,6 +18,10 @@ SCRIPT_LOCATION = Path(__file__).parent / "alembic"
 VERSION_TABLE = "dops_alembic_version"
 # Any constant works; it only has to be the same for every server sharing a PostgreSQL store.
 PG_MIGRATION_LOCK = 7_104_221_903
+# Alembic keeps the running migration in module-level proxies (alembic.op, alembic.context):
+# two migrations at once in one process (ours, and MLflow's own when its store is created in
+# a thread) would tear each other's state. Every migration in this process takes this lock.
+ALEMBIC_LOCK = threading.RLock()
 
 
 def alembic_config() -> Config:
@@ -40,7 +45,7 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade(engine: Engine, target: str = "head") -> str:
     """Bring the store to ``target``; safe when several servers start at once on PostgreSQL."""
     cfg = alembic_config()
-    with engine.begin() as conn:
+    with ALEMBIC_LOCK, engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # Held until this transaction ends: a second server waits, then finds the
             # store already at head and does nothing.

@@ -307,3 +307,62 @@ class DashboardSubscription(Base):
     email: Mapped[str] = mapped_column(String(320))
     pdf: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TrackedRun(Base):
+    """An MLflow run this platform created: whose it is and what it tracks.
+
+    MLflow keeps the run itself (params, metrics, artifacts); this row is what access checks
+    and lineage need without asking MLflow: the owner, the job run it tracks (when a job's),
+    and whether it is still running.
+    """
+
+    __tablename__ = "dops_tracked_runs"
+
+    mlflow_run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    experiment_id: Mapped[str] = mapped_column(String(64), index=True)
+    experiment_name: Mapped[str] = mapped_column(Text, default="")
+    owner: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="job")  # job | interactive
+    run_id: Mapped[str | None] = mapped_column(String(32), index=True)  # the job run's id
+    kernel_id: Mapped[str | None] = mapped_column(String(64), index=True)  # a notebook's kernel
+    notebook_path: Mapped[str] = mapped_column(Text, default="")
+    notebook_hash: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), default="RUNNING")  # MLflow's RunStatus
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LineageRead(Base):
+    """One governed read made inside a tracked run: which dataset version it read, how."""
+
+    __tablename__ = "dops_lineage_reads"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    mlflow_run_id: Mapped[str] = mapped_column(String(64), index=True)
+    run_id: Mapped[str | None] = mapped_column(String(32))
+    owner: Mapped[str] = mapped_column(String(128))
+    dataset: Mapped[str] = mapped_column(String(128), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    columns: Mapped[list[str]] = mapped_column(JSON, default=list)
+    filter: Mapped[str | None] = mapped_column(Text)
+    row_count: Mapped[int | None] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class FileFingerprint(Base):
+    """The content digest of one file, valid while the file's identity is unchanged.
+
+    The identity is what ``stat`` says (device, inode, size, mtime and ctime): ``touch``
+    changes it, so the file is hashed again and keeps its digest; any write changes ctime,
+    so a rewrite of the same size and mtime is hashed again too.
+    """
+
+    __tablename__ = "dops_file_fingerprints"
+
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    identity: Mapped[str] = mapped_column(String(128))
+    digest: Mapped[str] = mapped_column(String(64))
+    hashed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -15,7 +15,10 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { copyIcon, refreshIcon } from '@jupyterlab/ui-components';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
+import { Poll } from '@lumino/polling';
+
 import { DataOpsClient } from './api/client';
+import { ExperimentsModel } from './experiments';
 import { dataopsIcon } from './icons';
 import {
   addDashboardCommands,
@@ -28,6 +31,8 @@ import { CatalogModel, DatasetModel, pullCode, StatusModel } from './model';
 import {
   CommandIDs,
   IDataOpsCatalogModel,
+  IDataOpsKernelTracking,
+  IDataOpsRun,
   IDataOpsStatusModel
 } from './tokens';
 import { createDatasetWidget, DatasetWidget } from './widgets/dataset';
@@ -182,6 +187,8 @@ const sidebarPlugin: JupyterFrontEndPlugin<IDataOpsStatusModel> = {
     const model = new StatusModel({ client });
     const jobs = new JobsModel({ client });
     const dashboards = new DashboardsModel({ client });
+    const experiments = new ExperimentsModel({ client });
+    const jobActions = jobsPanelActions(app, trans);
 
     const sidebar = new DataOpsSidebar({
       model,
@@ -195,7 +202,31 @@ const sidebarPlugin: JupyterFrontEndPlugin<IDataOpsStatusModel> = {
           });
       },
       jobs: { model: jobs, ...jobsPanelActions(app, trans) },
-      dashboards: { model: dashboards, ...dashboardActions(dashboards, trans) }
+      dashboards: { model: dashboards, ...dashboardActions(dashboards, trans) },
+      experiments: {
+        model: experiments,
+        onOpenJobOutput: id => jobActions.onOpenOutput({ id } as IDataOpsRun),
+        onOpenJobLog: (id, label) =>
+          void app.commands.execute(CommandIDs.openRunLog, { id, label }),
+        onReproduce: id => {
+          client
+            .reproduceRun(id)
+            .then(out => {
+              const changed = out.changed.length
+                ? trans.__('changed since: %1', out.changed.join(', '))
+                : trans.__('every dataset version it read is still current');
+              Notification.success(
+                trans.__('Reproducing run %1 as %2 (%3)', out.reproduces.slice(0, 8),
+                  out.run.id.slice(0, 8), changed),
+                { autoClose: 8000 }
+              );
+              jobs.add(out.run);
+            })
+            .catch(reason =>
+              Notification.error(String(reason?.message ?? reason), { autoClose: 8000 })
+            );
+        }
+      }
     });
     app.shell.add(sidebar, 'left', { rank: 1000 });
     restorer?.add(sidebar, sidebar.id);
@@ -222,6 +253,12 @@ const sidebarPlugin: JupyterFrontEndPlugin<IDataOpsStatusModel> = {
         sidebar.tab = 'dashboards';
         app.shell.activateById(sidebar.id);
       }
+    });
+
+    addTrackedRunIndicator(app, client, trans, mlflowRunId => {
+      sidebar.tab = 'experiments';
+      app.shell.activateById(sidebar.id);
+      void experiments.openRun(mlflowRunId);
     });
 
     app.commands.addCommand(CommandIDs.refreshStatus, {
@@ -265,6 +302,63 @@ const sidebarPlugin: JupyterFrontEndPlugin<IDataOpsStatusModel> = {
     return model;
   }
 };
+
+/**
+ * The notebook toolbar's "Tracked" indicator: while the current notebook's
+ * kernel is inside a tracked run (`with dops.run(...)`), it shows the
+ * experiment; clicking it opens the run in the Experiments tab.
+ */
+function addTrackedRunIndicator(
+  app: JupyterFrontEnd,
+  client: DataOpsClient,
+  trans: ReturnType<typeof nullTranslator.load>,
+  open: (mlflowRunId: string) => void
+): void {
+  let current: IDataOpsKernelTracking['run'] = null;
+  const kernelId = (): string | null => {
+    // Duck-typed: any document widget with a session (a notebook, a console).
+    const widget = app.shell.currentWidget as unknown as {
+      sessionContext?: { session?: { kernel?: { id?: string } | null } | null };
+    } | null;
+    return widget?.sessionContext?.session?.kernel?.id ?? null;
+  };
+  const check = async () => {
+    const id = kernelId();
+    let next: IDataOpsKernelTracking['run'] = null;
+    if (id !== null) {
+      try {
+        next = (await client.getKernelTracking(id)).run;
+      } catch {
+        next = null;
+      }
+    }
+    if (next?.mlflow_run_id !== current?.mlflow_run_id) {
+      current = next;
+      app.commands.notifyCommandChanged(CommandIDs.trackedRun);
+    }
+  };
+  app.commands.addCommand(CommandIDs.trackedRun, {
+    label: () =>
+      current ? trans.__('● Tracked: %1', current.experiment) : trans.__('Tracked run'),
+    caption: () =>
+      current
+        ? trans.__('This kernel logs into MLflow run %1 of %2', current.mlflow_run_id, current.experiment)
+        : trans.__('Shown while this notebook runs inside dops.run(...)'),
+    isVisible: () => current !== null,
+    execute: () => {
+      if (current) {
+        open(current.mlflow_run_id);
+      }
+    }
+  });
+  const poll = new Poll({
+    factory: check,
+    frequency: { interval: 3000, backoff: true, max: 60000 },
+    name: 'jupyter-dataops:tracked-run',
+    standby: 'when-hidden'
+  });
+  app.shell.currentChanged?.connect(() => void poll.refresh());
+}
 
 export default [catalogPlugin, sidebarPlugin];
 

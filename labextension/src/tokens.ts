@@ -218,6 +218,57 @@ export type IDataOpsDashboardPatch = Partial<
 export type IDataOpsShareLink = Ok<'/dashboards/{slug}/shares/{link_id}', 'delete'>;
 
 /**
+ * The body of `GET dataops/api/v1/experiments`.
+ */
+export type IDataOpsExperimentList = Ok<'/experiments', 'get'>;
+
+/**
+ * An experiment with runs the current user may see.
+ */
+export type IDataOpsExperiment = IDataOpsExperimentList['experiments'][number];
+
+/**
+ * The body of `GET dataops/api/v1/experiments/{experiment_id}/runs`.
+ */
+export type IDataOpsRunSearch = Ok<'/experiments/{experiment_id}/runs', 'get'>;
+
+/**
+ * One tracked (MLflow) run: params, metrics, tags, status.
+ */
+export type IDataOpsTrackedRun = IDataOpsRunSearch['runs'][number];
+
+/**
+ * The body of `GET dataops/api/v1/tracking/runs/{mlflow_run_id}`.
+ */
+export type IDataOpsTrackedRunDetail = Ok<'/tracking/runs/{mlflow_run_id}', 'get'>;
+
+/**
+ * A dataset version a run read.
+ */
+export type IDataOpsDatasetRead = IDataOpsTrackedRunDetail['datasets'][number];
+
+/**
+ * The body of `GET dataops/api/v1/tracking/runs/{mlflow_run_id}/metrics/{key}`.
+ */
+export type IDataOpsMetricHistory = Ok<
+  '/tracking/runs/{mlflow_run_id}/metrics/{key}',
+  'get'
+>;
+
+/**
+ * The answer of `POST dataops/api/v1/tracking/runs/{mlflow_run_id}/reproduce`.
+ */
+export type IDataOpsReproduction = Ok<
+  '/tracking/runs/{mlflow_run_id}/reproduce',
+  'post'
+>;
+
+/**
+ * The body of `GET dataops/api/v1/tracking/kernels/{kernel_id}`.
+ */
+export type IDataOpsKernelTracking = Ok<'/tracking/kernels/{kernel_id}', 'get'>;
+
+/**
  * The states of a run; `RunInfo.status` is typed as a plain string.
  */
 export type RunStatus =
@@ -266,6 +317,12 @@ export namespace CommandIDs {
    * dialog; args `{path}` (default: the current notebook or the selection).
    */
   export const publishDashboard = 'dataops:publish-dashboard';
+
+  /**
+   * The notebook toolbar's indicator: shown while the notebook's kernel is
+   * inside a tracked run; opens it in the Experiments tab.
+   */
+  export const trackedRun = 'jupyter-dataops:tracked-run';
 }
 
 /**

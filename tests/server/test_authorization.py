@@ -89,6 +89,54 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("page:{slug}/live", "get"): (302, 403, 403, 403, 200, 403, 200),
     ("page:_live/api/kernels/{kernel_id}", "get"): (401, 403, 403, 403, 403, 403, 403),
     ("page:_live/api/kernels/{kernel_id}", "delete"): (401, 403, 403, 403, 403, 403, 403),
+    ("tracking/runs", "post"): (401, 403, 403, 201, 201, 201, 201),
+    ("tracking/kernels/{kernel_id}", "get"): (401, 403, 403, 200, 200, 200, 200),
+    ("tracking/runs/{mlflow_run_id}", "get"): (401, 200, 403, 200, 200, 404, 200),
+    ("tracking/runs/{mlflow_run_id}/log", "post"): (401, 204, 403, 204, 204, 404, 403),
+    ("tracking/runs/{mlflow_run_id}/end", "post"): (401, 403, 403, 200, 200, 404, 403),
+    ("tracking/runs/{mlflow_run_id}/metrics/{key}", "get"): (401, 403, 403, 200, 200, 404, 200),
+    # (only the owner makes code run as the owner; the run token's run is running, not done)
+    ("tracking/runs/{mlflow_run_id}/reproduce", "post"): (401, 403, 403, 201, 201, 404, 403),
+    ("experiments", "get"): (401, 403, 403, 200, 200, 200, 200),
+    ("experiments/{experiment_id}/runs", "get"): (401, 403, 403, 200, 200, 404, 200),
+    ("lineage", "get"): (401, 403, 403, 200, 200, 404, 200),
+    # MLflow's REST API: a run token reads and writes its own run's MLflow run only; the owner
+    # (and their kernels) read and write theirs; admins read, never write, others' runs.
+    ("mlflow/api/2.0/mlflow/{op}", "get"): (401, 200, 403, 200, 200, 404, 200),
+    ("mlflow/api/2.0/mlflow/{op}", "post"): (401, 200, 403, 200, 200, 404, 403),
+    ("mlflow/api/2.0/mlflow-artifacts/artifacts", "get"): (401, 200, 403, 200, 200, 404, 200),
+    ("mlflow/api/2.0/mlflow/logged-models", "post"): (401, 200, 403, 200, 200, 404, 403),
+    ("mlflow/api/2.0/mlflow/logged-models/{rest}", "get"): (401, 200, 403, 200, 200, 404, 200),
+    # (a search answers everyone, with the models they may see only)
+    ("mlflow/api/2.0/mlflow/logged-models/{rest}", "post"): (401, 200, 200, 200, 200, 200, 200),
+    ("mlflow/api/2.0/mlflow/logged-models/{rest}", "patch"): (401, 200, 403, 200, 200, 404, 403),
+    ("mlflow/api/2.0/mlflow/logged-models/{rest}", "delete"): (
+        401,
+        200,
+        403,
+        200,
+        200,
+        404,
+        403,
+    ),
+    ("mlflow/api/2.0/mlflow-artifacts/artifacts/{path}", "get"): (
+        401,
+        200,
+        403,
+        200,
+        200,
+        404,
+        200,
+    ),
+    ("mlflow/api/2.0/mlflow-artifacts/artifacts/{path}", "put"): (
+        401,
+        200,
+        403,
+        200,
+        200,
+        404,
+        403,
+    ),
     **{("(unknown)", m): (401, 404, 404, 404, 404, 404, 404) for m in METHODS},
 }
 
@@ -214,6 +262,11 @@ class World:
         self.done = self.run("succeeded", host=self.platform.jobs.host)
         self.job = self.job_definition()
         self.board = self.dashboard(with_render=True)
+        # The MLflow runs: the running job run's, and one of ada's own (running) notebook runs.
+        self.models: dict[str, str] = {}  # MLflow run -> a logged model of it
+        self.ml_running = self.mlflow_run(self.running)
+        self.ml_ada = self.mlflow_run(None)
+        self.ml_done = self.mlflow_run(self.done)
         self.headers: dict[str, dict[str, str]] = {
             "anon": {"Authorization": ""},
             "run": self._dataops(self.platform.tokens.mint("ada", f"run:{self.running}")),
@@ -254,6 +307,23 @@ class World:
             s.add(t.Run(id=run_id, status=status, owner="ada", notebook_path="nb.ipynb",
                         host=host, outputs={"input": "input.ipynb", "log": "run.log"}))  # fmt: skip
         return run_id
+
+    def mlflow_run(self, run_id: str | None) -> str:
+        tracking = self.platform.tracking
+        client = tracking.client()
+        eid = tracking.experiment("matrix")
+        mid = client.create_run(eid, tags={"dataops.owner": "ada"}).info.run_id
+        art = self.root / "a.txt"
+        art.write_text("artifact")
+        client.log_artifact(mid, str(art))
+        client.log_metric(mid, "m", 1.0)
+        model = client._tracking_client.store.create_logged_model(eid, "m", source_run_id=mid)
+        self.models[mid] = model.model_id
+        with self.platform.store.session() as s:
+            s.add(t.TrackedRun(mlflow_run_id=mid, experiment_id=eid, owner="ada",
+                               experiment_name="matrix",
+                               kind="job" if run_id else "interactive", run_id=run_id))  # fmt: skip
+        return mid
 
     def job_definition(self) -> str:
         name = self.unique("job")
@@ -332,7 +402,18 @@ class World:
         elif route == "jobs/{ref}" and method == "delete":
             path = f"jobs/{self.job_definition()}"
         else:
-            path = route.format(run_id=run_id, name="input", ref=self.job)
+            path = route.format(
+                run_id=run_id,
+                name="input",
+                ref=self.job,
+                op="",
+                path="",
+                mlflow_run_id="",
+                key="",
+                experiment_id="",
+                kernel_id="0a1b",
+                rest="",
+            )
             if route.startswith("datasets/{name}"):
                 path = route.format(name="flights")
         body = {
@@ -348,6 +429,52 @@ class World:
             ("runs/{run_id}/rerun", "post"): {},
             ("token/renew", "post"): {},
             ("dashboards", "post"): {"slug": self.unique("pub"), "job": self.job},
+        }.get((route, method), body)
+        mid = self.ml_running if caller == "run" else self.ml_ada
+        if route == "mlflow/api/2.0/mlflow/{op}":
+            if method == "get":
+                path = f"mlflow/api/2.0/mlflow/runs/get?run_id={mid}"
+            else:
+                path = "mlflow/api/2.0/mlflow/runs/log-metric"
+                body = {"run_id": mid, "key": "m", "value": 1.0, "timestamp": 1, "step": 0}
+        elif route == "mlflow/api/2.0/mlflow/logged-models":
+            eid = self.platform.tracking.experiment("matrix")
+            body = {"experiment_id": eid, "source_run_id": mid, "name": "new"}
+        elif route == "mlflow/api/2.0/mlflow/logged-models/{rest}":
+            model = self.models[mid]
+            rest = {"get": model, "post": "search", "patch": f"{model}/tags",
+                    "delete": f"{model}/tags/k"}[method]  # fmt: skip
+            path = route.format(rest=rest)
+            if method == "delete":  # a tag to delete, for each caller
+                from mlflow.entities import LoggedModelTag
+
+                store = self.platform.tracking.client()._tracking_client.store
+                store.set_logged_model_tags(model, [LoggedModelTag("k", "v")])
+            body = {
+                "post": {"experiment_ids": [self.platform.tracking.experiment("matrix")]},
+                "patch": {"tags": [{"key": "k", "value": "v"}]},
+            }.get(method)
+        elif route == "mlflow/api/2.0/mlflow-artifacts/artifacts":
+            path = f"{route}?path=runs/{mid}/artifacts"
+        elif route == "mlflow/api/2.0/mlflow-artifacts/artifacts/{path}":
+            name = "a.txt" if method == "get" else f"up{self.unique('')}.txt"
+            path = route.format(path=f"runs/{mid}/artifacts/{name}")
+            body = {"some": "content"} if method == "put" else None
+        if route.startswith("tracking/runs/"):
+            fresh = self.mlflow_run(None) if route.endswith("/end") else mid
+            if route.endswith("/reproduce"):
+                fresh = self.ml_done  # the MLflow run of ada's finished job run
+            path = route.format(mlflow_run_id=fresh, key="m")
+        elif route == "experiments/{experiment_id}/runs":
+            path = route.format(experiment_id=self.platform.tracking.experiment("matrix"))
+        elif route == "lineage":
+            path = f"lineage?run={self.ml_ada}"
+        body = {
+            ("tracking/runs", "post"): {"experiment": "mine"},
+            ("tracking/runs/{mlflow_run_id}/log", "post"): {
+                "records": [{"t": "m", "k": "x", "v": 1.0, "ts": 1, "s": 0}]
+            },
+            ("tracking/runs/{mlflow_run_id}/end", "post"): {"status": "FINISHED"},
         }.get((route, method), body)
         if route == "notebooks/parameters":
             path += "?path=nb.ipynb"

@@ -274,3 +274,31 @@ async def test_a_job_definition_chooses_its_executor(cluster_jobs, api):
     assert run["executor"] == "local"
     done = await wait_for(api, run["id"])
     assert done["status"] == "succeeded" and "worker" not in done["progress"], done
+
+
+async def test_a_run_on_the_cluster_is_one_mlflow_run_with_its_logged_values(
+    cluster_jobs, api, jp_root_dir
+):
+    notebook(
+        jp_root_dir / "nb" / "track.ipynb",
+        "alpha = 0.5",
+        "import mlflow, jupyter_dataops as dops\n"
+        "mlflow.log_metric('plain', 1.0)\n"
+        "for i in range(20):\n"
+        "    dops.log_metric('batched', i, step=i)",
+    )
+    code, run = await api("POST", "runs", {"notebook_path": "nb/track.ipynb"})
+    assert code == 201, run
+    done = await wait_for(api, run["id"])
+    assert done["status"] == "succeeded", done
+    platform = cluster_jobs.web_app.settings["dataops"]
+    from tests.server.test_tracking import mlflow_run
+
+    mr = mlflow_run(platform, run["id"])  # once ended
+    mid = mr.info.run_id
+    client = platform.tracking.client()
+    assert mr.info.status == "FINISHED" and mr.data.tags["dataops.executor"] == "dask"
+    assert mr.data.metrics["plain"] == 1.0 and mr.data.params["alpha"] == "0.5"
+    # The kernel was killed with its run, before its last batch was sent: the worker's spool
+    # came back with the result and the server sent the rest.
+    assert len(client.get_metric_history(mid, "batched")) == 20

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 from jupyter_server.auth import IdentityProvider, User
@@ -300,7 +301,11 @@ async def test_versions_follow_the_data(pull, as_user, workspace):
     assert detail["versions"][0]["fingerprint"] == v1
     assert detail["versions"][0]["row_count"] == 6
     time.sleep(0.01)
-    write_customers(workspace / "data" / "customers.parquet")  # same rows, new file
+    write_customers(workspace / "data" / "customers.parquet")  # same rows, a new file
+    _, _, resp = await pull("bob", "customers")
+    assert resp.headers["X-DataOps-Version"] == v1  # the same content: the same version
+    path = workspace / "data" / "customers.parquet"
+    pq.write_table(pq.read_table(path).slice(0, 5), path)  # one row less
     _, _, resp = await pull("bob", "customers")
     v2 = resp.headers["X-DataOps-Version"]
     assert v2 != v1

@@ -106,6 +106,10 @@ def service(team_venv: Path, os_users, tmp_path: Path):  # type: ignore[no-untyp
     (ws / "users.json").write_text(json.dumps({alice: {"token_sha256": digest, "groups": []}}))
     _notebook(ws / "probe.ipynb", "ws = ''\nservice_pid = 0", PROBE)
     _notebook(ws / "sleep.ipynb", "seconds = 120", "import time\ntime.sleep(seconds)")
+    _notebook(ws / "tracked.ipynb", "x = 1",
+              "import jupyter_dataops as dops, mlflow\n"
+              "for i in range(50):\n    dops.log_metric('loss', 1 / (i + 1), step=i)\n"
+              "mlflow.log_metric('plain', 2.5)")  # fmt: skip
     pw = pwd.getpwnam(svc)
     for p in [ws, *ws.rglob("*")]:
         os.chown(p, pw.pw_uid, pw.pw_gid)
@@ -193,3 +197,23 @@ def test_a_sandboxed_run_is_cancelled_and_leaves_no_process(service):
     while len(mine()) > during - 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert len(mine()) <= during - 2, [(p.pid, p.cmdline()) for p in mine()]
+
+
+def test_a_sandboxed_job_logs_to_its_mlflow_run(service):
+    # The kernel may write nothing of the service's: its spool comes back with the run and
+    # plain MLflow calls go through the service's endpoint with its run token.
+    code, run = service.call(service.token, "POST", "runs", {"notebook_path": "tracked.ipynb"})
+    assert code == 201, run
+    done = service.wait(service.token, run["id"])
+    assert done["status"] == "succeeded", (done, service.log.read_text()[-3000:])
+    code, exps = service.call(service.token, "GET", "experiments")
+    assert code == 200, exps
+    exp = next(e for e in exps["experiments"] if e["name"].startswith("tracked"))
+    code, found = service.call(service.token, "GET", f"experiments/{exp['id']}/runs")
+    mine = [r for r in found["runs"] if r["run_id"] == run["id"]]
+    assert len(mine) == 1, found
+    assert mine[0]["status"] == "FINISHED"
+    assert mine[0]["metrics"]["plain"] == 2.5 and mine[0]["metrics"]["loss"] == 1 / 50
+    mid = mine[0]["mlflow_run_id"]
+    code, hist = service.call(service.token, "GET", f"tracking/runs/{mid}/metrics/loss")
+    assert code == 200 and len(hist["points"]) == 50

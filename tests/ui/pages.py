@@ -171,6 +171,9 @@ class LabPage:
     def jobs(self) -> JobsTab:
         return JobsTab(self).open()
 
+    def experiments(self) -> ExperimentsTab:
+        return ExperimentsTab(self).open()
+
     # -- artifacts --------------------------------------------------------------------------
     def screenshot(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -398,3 +401,36 @@ class JobsTab:
         view = self.page.locator(f'{_test_id("dataops-run-log-view")}[data-id="{run_id}"]')
         view.wait_for(state="visible", timeout=self.timeout_ms)
         return view
+
+
+class ExperimentsTab:
+    """The Experiments tab of the DataOps sidebar."""
+
+    def __init__(self, lab: LabPage) -> None:
+        self.lab = lab
+        self.page = lab.page
+        self.timeout_ms = lab.timeout_ms
+
+    @property
+    def panel(self) -> Locator:
+        return self.lab.sidebar.locator(_test_id("dataops-experiments"))
+
+    def open(self) -> ExperimentsTab:
+        if not self.lab.sidebar.is_visible():
+            self.lab.sidebar_tab.click()
+        self.lab.field("dataops-tab-experiments").click()
+        self.panel.wait_for(state="visible", timeout=self.timeout_ms)
+        return self
+
+    def runs(self) -> Locator:
+        return self.panel.locator(_test_id("dataops-tracked-run"))
+
+    def column_headers(self) -> list[str]:
+        heads = self.panel.locator(f"{_test_id('dataops-runs-table')} thead th")
+        return [t.strip() for t in heads.all_inner_texts()]
+
+    def field(self, test_id: str) -> Locator:
+        return self.lab.sidebar.locator(_test_id(test_id))
+
+    def row(self, name: str) -> Locator:
+        return self.runs().filter(has_text=name)

@@ -136,6 +136,11 @@ class DaskBackend:
                 path = run_dir / OUTPUT_FILES[name]
                 path.write_bytes(result[name])
                 outputs[name] = str(path)
+        spool = result.get("spool") or {}
+        if spool:
+            (run_dir / "spool").mkdir(exist_ok=True)
+            for name, data in spool.items():
+                (run_dir / "spool" / Path(name).name).write_bytes(data)
         log_path = run_dir / OUTPUT_FILES["log"]
         with open(log_path, "a", encoding="utf-8") as f:
             f.write(result.get("log") or "")

@@ -521,6 +521,7 @@ class LocalExecutor:
                 async def progress(data: dict[str, Any]) -> None:
                     await self.run_blocking(self.service.progress, spec.run_id, data)
 
+                self._track(self.run_blocking(self.service.tracking_started, spec.run_id))
                 status, error, outputs = await self._dask_backend().run(spec, progress)
             else:
                 os_user = self.sandbox.user_for(spec.owner) if self.sandbox else None
@@ -535,6 +536,8 @@ class LocalExecutor:
                     data = await asyncio.to_thread(Path(job["input_path"]).read_bytes)
                     job = {**job, "ship": True, "input_b64": base64.b64encode(data).decode()}
                 await runner.send(job)
+                # Its MLflow parameters are recorded while the kernel works, not before.
+                self._track(self.run_blocking(self.service.tracking_started, spec.run_id))
                 status, error, outputs, ended = await asyncio.wait_for(
                     self._follow(spec.run_id, runner), spec.timeout_s
                 )
@@ -611,11 +614,19 @@ class LocalExecutor:
                 f.write(str(msg.get("text", "")))
             return
         name = str(msg.get("name"))
-        if name not in ("notebook", "html", "pdf"):
+        if name == "spool":  # its tracking spool, for the server to send on
+            file = os.path.basename(str(msg.get("file", "")))
+            if not file.endswith((".jsonl", ".sent")) or file.startswith("."):
+                return
+            (run_dir / "spool").mkdir(exist_ok=True)
+            target, key = run_dir / "spool" / file, f"spool/{file}"
+        elif name in ("notebook", "html", "pdf"):
+            target, key = run_dir / OUTPUT_FILES[name], name
+        else:
             return
-        mode = "ab" if name in shipped else "wb"
-        shipped.add(name)
-        with open(run_dir / OUTPUT_FILES[name], mode) as f:
+        mode = "ab" if key in shipped else "wb"
+        shipped.add(key)
+        with open(target, mode) as f:
             f.write(base64.b64decode(str(msg.get("data", ""))))
 
     async def cancel(self, run_id: str) -> bool:

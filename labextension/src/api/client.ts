@@ -8,15 +8,21 @@ import type {
   IDataOpsDashboardRequest,
   IDataOpsShareLink,
   IDataOpsDatasetDetail,
+  IDataOpsExperimentList,
   IDataOpsJob,
   IDataOpsJobList,
   IDataOpsJobPatch,
   IDataOpsJobRequest,
+  IDataOpsKernelTracking,
+  IDataOpsMetricHistory,
   IDataOpsNotebookParameters,
+  IDataOpsReproduction,
   IDataOpsRun,
   IDataOpsRunList,
   IDataOpsRunQuery,
   IDataOpsRunRequest,
+  IDataOpsRunSearch,
+  IDataOpsTrackedRunDetail,
   IDataOpsDatasetList,
   IDataOpsDatasetQuery,
   IDataOpsErrorBody,
@@ -293,6 +299,29 @@ export class DataOpsClient {
   }
 
   /**
+   * `GET experiments`: the experiments with runs of the current user's
+   * (admins: all), newest first.
+   */
+  listExperiments(): Promise<IDataOpsExperimentList> {
+    return this._request<IDataOpsExperimentList>('experiments');
+  }
+
+  /**
+   * `GET experiments/{id}/runs`: an experiment's runs, searched with MLflow's
+   * syntax (`filter`, `order_by`); a bad filter is a 400 naming the position.
+   */
+  searchRuns(
+    experiment: string,
+    query: { filter?: string; order_by?: string } = {}
+  ): Promise<IDataOpsRunSearch> {
+    return this._request<IDataOpsRunSearch>(
+      `experiments/${encodeURIComponent(experiment)}/runs`,
+      {},
+      query
+    );
+  }
+
+  /**
    * `DELETE dashboards/{slug}`: unpublish; its job and runs stay.
    */
   async unpublishDashboard(slug: string): Promise<void> {
@@ -312,6 +341,43 @@ export class DataOpsClient {
     return this._post<IDataOpsShareLink>(
       `dashboards/${encodeURIComponent(slug)}/shares`,
       body
+    );
+  }
+
+  /**
+   * `GET tracking/runs/{id}`: a tracked run with its datasets and artifacts.
+   */
+  getTrackedRun(id: string): Promise<IDataOpsTrackedRunDetail> {
+    return this._request<IDataOpsTrackedRunDetail>(
+      `tracking/runs/${encodeURIComponent(id)}`
+    );
+  }
+
+  /**
+   * `GET tracking/runs/{id}/metrics/{key}`: a metric's values over steps.
+   */
+  getMetricHistory(id: string, key: string): Promise<IDataOpsMetricHistory> {
+    return this._request<IDataOpsMetricHistory>(
+      `tracking/runs/${encodeURIComponent(id)}/metrics/${encodeURIComponent(key)}`
+    );
+  }
+
+  /**
+   * `POST tracking/runs/{id}/reproduce`: re-run a job run's snapshot with its
+   * parameters; says which dataset versions it read have changed since.
+   */
+  reproduceRun(id: string): Promise<IDataOpsReproduction> {
+    return this._post<IDataOpsReproduction>(
+      `tracking/runs/${encodeURIComponent(id)}/reproduce`
+    );
+  }
+
+  /**
+   * `GET tracking/kernels/{id}`: whether a kernel is inside a tracked run.
+   */
+  getKernelTracking(kernelId: string): Promise<IDataOpsKernelTracking> {
+    return this._request<IDataOpsKernelTracking>(
+      `tracking/kernels/${encodeURIComponent(kernelId)}`
     );
   }
 

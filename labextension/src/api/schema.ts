@@ -214,6 +214,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/experiments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Experiments with runs of yours (admins: all), newest first */
+        get: operations["get_experiments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/experiments/{experiment_id}/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An experiment's runs you may see, searched with MLflow's syntax */
+        get: operations["get_experiments_experiment_id_runs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/jobs": {
         parameters: {
             query?: never;
@@ -249,6 +283,113 @@ export interface paths {
         head?: never;
         /** Change a job definition */
         patch: operations["patch_jobs_ref"];
+        trace?: never;
+    };
+    "/lineage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Which runs read which versions of a dataset (?dataset=), or which datasets and versions a run read and what it produced (?run=, MLflow or job run id) */
+        get: operations["get_lineage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/mlflow/api/2.0/mlflow-artifacts/artifacts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List a run's artifacts (MLflow's artifact proxy: ?path=runs/<id>/artifacts/...) */
+        get: operations["get_mlflow_api_2_0_mlflow_artifacts_artifacts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/mlflow/api/2.0/mlflow-artifacts/artifacts/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Download an artifact of a run the caller may read */
+        get: operations["get_mlflow_api_2_0_mlflow_artifacts_artifacts_path"];
+        /** Upload an artifact to a run the caller may write (its own running run) */
+        put: operations["put_mlflow_api_2_0_mlflow_artifacts_artifacts_path"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/mlflow/api/2.0/mlflow/logged-models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** MLflow 3's logged models: create one of a run the caller may write (log_model, autolog) */
+        post: operations["post_mlflow_api_2_0_mlflow_logged_models"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/mlflow/api/2.0/mlflow/logged-models/{rest}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A logged model of a run the caller may read; its artifacts */
+        get: operations["get_mlflow_api_2_0_mlflow_logged_models_rest"];
+        put?: never;
+        /** Search logged models; log a model's params */
+        post: operations["post_mlflow_api_2_0_mlflow_logged_models_rest"];
+        /** Delete a model or one of its tags */
+        delete: operations["delete_mlflow_api_2_0_mlflow_logged_models_rest"];
+        options?: never;
+        head?: never;
+        /** Finalize a model, set its tags */
+        patch: operations["patch_mlflow_api_2_0_mlflow_logged_models_rest"];
+        trace?: never;
+    };
+    "/mlflow/api/2.0/mlflow/{op}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** MLflow REST API 2.0 reads (runs/get, metrics/get-history, experiments/get, experiments/get-by-name) of runs the caller may read */
+        get: operations["get_mlflow_api_2_0_mlflow_op"];
+        put?: never;
+        /** MLflow REST API 2.0 writes (runs/log-metric, log-parameter, log-batch, set-tag, delete-tag, log-inputs, update; users also runs/create, runs/search, experiments/create) to runs the caller may write */
+        post: operations["post_mlflow_api_2_0_mlflow_op"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/notebooks/parameters": {
@@ -416,6 +557,125 @@ export interface paths {
         put?: never;
         /** Exchange a kernel's or a run's DataOps token (expired or not) for a fresh one, while its kernel or run lives */
         post: operations["post_token_renew"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tracking/kernels/{kernel_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Whether a kernel of yours is inside a tracked run (dops.run): the notebook toolbar shows it */
+        get: operations["get_tracking_kernels_kernel_id"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tracking/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start an MLflow run of yours (dops.run): experiment, params, the notebook */
+        post: operations["post_tracking_runs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tracking/runs/{mlflow_run_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A run you may read (by MLflow run id or job run id): params, metrics, tags, the datasets and versions it read, its artifacts */
+        get: operations["get_tracking_runs_mlflow_run_id"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tracking/runs/{mlflow_run_id}/end": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** End a run of yours (a job's run is ended by the server) */
+        post: operations["post_tracking_runs_mlflow_run_id_end"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tracking/runs/{mlflow_run_id}/log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Log a batch of metrics, params and tags into a running run you may write (a job run's token: its own run only); 409 once the run has ended */
+        post: operations["post_tracking_runs_mlflow_run_id_log"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tracking/runs/{mlflow_run_id}/metrics/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A metric's values over steps, for charts */
+        get: operations["get_tracking_runs_mlflow_run_id_metrics_key"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tracking/runs/{mlflow_run_id}/reproduce": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Re-run a job run's notebook snapshot with its parameters (by MLflow or job run id), after checking whether each dataset version it read is still current */
+        post: operations["post_tracking_runs_mlflow_run_id_reproduce"];
         delete?: never;
         options?: never;
         head?: never;
@@ -749,6 +1009,23 @@ export interface components {
             title: string;
             viewers?: components["schemas"]["Viewers-Input"];
         };
+        /** DatasetCheck */
+        DatasetCheck: {
+            /**
+             * Current Version
+             * @description The version observed now.
+             */
+            current_version: string | null;
+            /** Dataset */
+            dataset: string;
+            /** Is Current */
+            is_current: boolean;
+            /**
+             * Version
+             * @description The version the run read.
+             */
+            version: string;
+        };
         /** DatasetDetail */
         DatasetDetail: {
             access: components["schemas"]["AccessInfo"];
@@ -789,6 +1066,42 @@ export interface components {
             /** Datasets */
             datasets: components["schemas"]["DatasetSummary"][];
         };
+        /** DatasetRead */
+        DatasetRead: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Columns */
+            columns: string[];
+            /**
+             * Current Version
+             * @description The dataset's latest observed version.
+             */
+            current_version: string | null;
+            /** Dataset */
+            dataset: string;
+            /** Experiment */
+            experiment: string;
+            /** Filter */
+            filter: string | null;
+            /** Is Current */
+            is_current: boolean;
+            /** Mlflow Run Id */
+            mlflow_run_id: string;
+            /** Owner */
+            owner: string;
+            /** Row Count */
+            row_count: number | null;
+            /** Run Id */
+            run_id: string | null;
+            /**
+             * Version
+             * @description The version (content fingerprint) the run read.
+             */
+            version: string;
+        };
         /** DatasetSummary */
         DatasetSummary: {
             access: components["schemas"]["AccessInfo"];
@@ -809,6 +1122,15 @@ export interface components {
             tags: string[];
             /** Title */
             title: string;
+        };
+        /** EndTrackedRunRequest */
+        EndTrackedRunRequest: {
+            /**
+             * Status
+             * @default FINISHED
+             * @enum {string}
+             */
+            status: "FINISHED" | "FAILED" | "KILLED";
         };
         /** ErrorDetail */
         ErrorDetail: {
@@ -833,6 +1155,30 @@ export interface components {
          */
         ErrorResponse: {
             error: components["schemas"]["ErrorDetail"];
+        };
+        /** ExperimentInfo */
+        ExperimentInfo: {
+            /** Id */
+            id: string;
+            /** Last Run At */
+            last_run_at: string | null;
+            /** Name */
+            name: string;
+            /**
+             * Runs
+             * @description Runs of it you may see.
+             */
+            runs: number;
+        };
+        /** ExperimentList */
+        ExperimentList: {
+            /** Experiments */
+            experiments: components["schemas"]["ExperimentInfo"][];
+            /**
+             * Mlflow Ui Url
+             * @description c.DataOps.mlflow_ui_url, for links.
+             */
+            mlflow_ui_url: string | null;
         };
         /** JobDefinitionInfo */
         JobDefinitionInfo: {
@@ -1101,6 +1447,81 @@ export interface components {
             /** Jobs */
             jobs: components["schemas"]["JobDefinitionInfo"][];
         };
+        /** KernelTracking */
+        KernelTracking: {
+            /** Kernel Id */
+            kernel_id: string;
+            /** @description The running run it logs into, if any. */
+            run: components["schemas"]["TrackedRunInfo"] | null;
+        };
+        /** LineageResponse */
+        LineageResponse: {
+            /**
+             * Dataset
+             * @description The dataset asked about (?dataset=).
+             */
+            dataset: string | null;
+            /**
+             * Outputs
+             * @description What the run produced: its artifacts.
+             */
+            outputs: string[];
+            /**
+             * Reads
+             * @description Which runs read which versions, newest first.
+             */
+            reads: components["schemas"]["DatasetRead"][];
+            /** @description The run asked about (?run=). */
+            run: components["schemas"]["TrackedRunInfo"] | null;
+        };
+        /** LogRecord */
+        LogRecord: {
+            /** K */
+            k: string;
+            /**
+             * S
+             * @description metric step
+             * @default null
+             */
+            s: number | null;
+            /**
+             * T
+             * @description metric, param or tag
+             * @enum {string}
+             */
+            t: "m" | "p" | "g";
+            /**
+             * Ts
+             * @description metric timestamp, ms since the epoch
+             * @default null
+             */
+            ts: number | null;
+            /** V */
+            v: unknown;
+        };
+        /** LogRequest */
+        LogRequest: {
+            /** Records */
+            records: components["schemas"]["LogRecord"][];
+        };
+        /** MetricHistory */
+        MetricHistory: {
+            /** Key */
+            key: string;
+            /** Mlflow Run Id */
+            mlflow_run_id: string;
+            /** Points */
+            points: components["schemas"]["MetricPoint"][];
+        };
+        /** MetricPoint */
+        MetricPoint: {
+            /** Step */
+            step: number;
+            /** Timestamp */
+            timestamp: number;
+            /** Value */
+            value: number;
+        };
         /** NotebookParameters */
         NotebookParameters: {
             /**
@@ -1319,6 +1740,26 @@ export interface components {
              */
             renders: components["schemas"]["RenderInfo"][];
         };
+        /** ReproduceResponse */
+        ReproduceResponse: {
+            /**
+             * Changed
+             * @description Datasets whose version changed since.
+             */
+            changed: string[];
+            /**
+             * Datasets
+             * @description Each dataset version the run read.
+             */
+            datasets: components["schemas"]["DatasetCheck"][];
+            /**
+             * Reproduces
+             * @description The job run it reproduces.
+             */
+            reproduces: string;
+            /** @description The new run: the snapshot, the same parameters. */
+            run: components["schemas"]["RunInfo"];
+        };
         /** RerunRequest */
         RerunRequest: {
             /**
@@ -1451,6 +1892,46 @@ export interface components {
              */
             timeout_s: number | null;
         };
+        /** RunSearchResult */
+        RunSearchResult: {
+            experiment: components["schemas"]["ExperimentInfo"];
+            /** Runs */
+            runs: components["schemas"]["RunSummary"][];
+        };
+        /** RunSummary */
+        RunSummary: {
+            /** End Time */
+            end_time: string | null;
+            /** Metrics */
+            metrics: {
+                [key: string]: number;
+            };
+            /** Mlflow Run Id */
+            mlflow_run_id: string;
+            /** Name */
+            name: string;
+            /** Notebook Path */
+            notebook_path: string;
+            /** Owner */
+            owner: string;
+            /** Params */
+            params: {
+                [key: string]: string;
+            };
+            /**
+             * Run Id
+             * @description The job run it tracks, if a job's.
+             */
+            run_id: string | null;
+            /** Start Time */
+            start_time: string | null;
+            /** Status */
+            status: string;
+            /** Tags */
+            tags: {
+                [key: string]: string;
+            };
+        };
         /** ShareLinkInfo */
         ShareLinkInfo: {
             /** Active */
@@ -1523,6 +2004,39 @@ export interface components {
              */
             since: string;
         };
+        /** StartTrackedRunRequest */
+        StartTrackedRunRequest: {
+            /**
+             * Experiment
+             * @description Experiment name.
+             */
+            experiment: string;
+            /**
+             * Notebook Hash
+             * @description sha256 of the notebook's saved file.
+             * @default
+             */
+            notebook_hash: string;
+            /**
+             * Notebook Path
+             * @description The notebook the run is made in.
+             * @default
+             */
+            notebook_path: string;
+            /** Params */
+            params?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Run Name
+             * @default null
+             */
+            run_name: string | null;
+            /** Tags */
+            tags?: {
+                [key: string]: string;
+            };
+        };
         /** StatusResponse */
         StatusResponse: {
             counts: components["schemas"]["Counts"];
@@ -1593,6 +2107,50 @@ export interface components {
              * @description The fresh DataOps token (send as `Authorization: DataOps`).
              */
             token: string;
+        };
+        /** TrackedRunDetail */
+        TrackedRunDetail: {
+            /** Artifacts */
+            artifacts: string[];
+            /** Datasets */
+            datasets: components["schemas"]["DatasetRead"][];
+            info: components["schemas"]["TrackedRunInfo"];
+            summary: components["schemas"]["RunSummary"];
+        };
+        /** TrackedRunInfo */
+        TrackedRunInfo: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Ended At */
+            ended_at: string | null;
+            /** Experiment */
+            experiment: string;
+            /** Experiment Id */
+            experiment_id: string;
+            /**
+             * Kind
+             * @description `job` (a job run's) or `interactive` (dops.run).
+             */
+            kind: string;
+            /** Mlflow Run Id */
+            mlflow_run_id: string;
+            /** Notebook Path */
+            notebook_path: string;
+            /** Owner */
+            owner: string;
+            /**
+             * Run Id
+             * @description The DataOps job run it tracks, if a job's.
+             */
+            run_id: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "RUNNING" | "SCHEDULED" | "FINISHED" | "FAILED" | "KILLED";
         };
         /** UserInfo */
         UserInfo: {
@@ -2282,6 +2840,73 @@ export interface operations {
             };
         };
     };
+    get_experiments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExperimentList"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_experiments_experiment_id_runs: {
+        parameters: {
+            query?: {
+                /** @description e.g. metrics.rmse < 1 AND params.alpha = '0.1' */
+                filter?: string;
+                /** @description comma-separated, e.g. metrics.rmse ASC */
+                order_by?: string;
+                /** @description at most this many runs (default 1000) */
+                max_results?: number;
+            };
+            header?: never;
+            path: {
+                experiment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunSearchResult"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     get_jobs: {
         parameters: {
             query?: never;
@@ -2428,6 +3053,349 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["JobDefinitionInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_lineage: {
+        parameters: {
+            query?: {
+                /** @description a dataset name */
+                dataset?: string;
+                /** @description an MLflow run id or a job run id */
+                run?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LineageResponse"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_mlflow_api_2_0_mlflow_artifacts_artifacts: {
+        parameters: {
+            query?: {
+                /** @description runs/<mlflow run id>/artifacts[/<dir>] */
+                path?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_mlflow_api_2_0_mlflow_artifacts_artifacts_path: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    put_mlflow_api_2_0_mlflow_artifacts_artifacts_path: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_mlflow_api_2_0_mlflow_logged_models: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_mlflow_api_2_0_mlflow_logged_models_rest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rest: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_mlflow_api_2_0_mlflow_logged_models_rest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rest: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    delete_mlflow_api_2_0_mlflow_logged_models_rest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rest: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    patch_mlflow_api_2_0_mlflow_logged_models_rest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rest: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_mlflow_api_2_0_mlflow_op: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                op: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_mlflow_api_2_0_mlflow_op: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                op: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
                 };
             };
             /** @description Error */
@@ -2776,6 +3744,234 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TokenInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_tracking_kernels_kernel_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kernel_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KernelTracking"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_tracking_runs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StartTrackedRunRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrackedRunInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_tracking_runs_mlflow_run_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                mlflow_run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrackedRunDetail"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_tracking_runs_mlflow_run_id_end: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                mlflow_run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EndTrackedRunRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrackedRunInfo"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_tracking_runs_mlflow_run_id_log: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                mlflow_run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LogRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_tracking_runs_mlflow_run_id_metrics_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                mlflow_run_id: string;
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MetricHistory"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post_tracking_runs_mlflow_run_id_reproduce: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                mlflow_run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReproduceResponse"];
                 };
             };
             /** @description Error */

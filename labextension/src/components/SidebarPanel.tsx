@@ -5,13 +5,19 @@ import * as React from 'react';
 import { IDataOpsCatalogModel, IDataOpsStatusModel } from '../tokens';
 import { CatalogPanel } from './CatalogPanel';
 import { DashboardsPanel, IDashboardsPanelProps } from './DashboardsPanel';
+import { ExperimentsPanel, IExperimentsPanelProps } from './ExperimentsPanel';
 import { IJobsPanelProps, JobsPanel } from './JobsPanel';
 import { StatusPanel } from './StatusPanel';
 
 /**
  * The tabs of the DataOps sidebar.
  */
-export type SidebarTab = 'status' | 'catalog' | 'jobs' | 'dashboards';
+export type SidebarTab =
+  | 'status'
+  | 'catalog'
+  | 'jobs'
+  | 'experiments'
+  | 'dashboards';
 
 export interface ISidebarPanelProps {
   tab: SidebarTab;
@@ -21,12 +27,13 @@ export interface ISidebarPanelProps {
   onOpenDataset: (name: string) => void;
   jobs: Omit<IJobsPanelProps, 'trans'>;
   dashboards: Omit<IDashboardsPanelProps, 'trans'>;
+  experiments: Omit<IExperimentsPanelProps, 'trans'>;
   trans: TranslationBundle;
 }
 
 /**
  * The DataOps sidebar: a header with a refresh button for the visible tab,
- * then the tabs "Status | Catalog | Jobs".
+ * then the tabs "Status | Catalog | Jobs | Experiments".
  */
 export function SidebarPanel(props: ISidebarPanelProps): JSX.Element {
   const {
@@ -36,6 +43,7 @@ export function SidebarPanel(props: ISidebarPanelProps): JSX.Element {
     catalog,
     onOpenDataset,
     jobs,
+    experiments,
     dashboards,
     trans
   } = props;
@@ -43,6 +51,7 @@ export function SidebarPanel(props: ISidebarPanelProps): JSX.Element {
     ['status', trans.__('Status')],
     ['catalog', trans.__('Catalog')],
     ['jobs', trans.__('Jobs')],
+    ['experiments', trans.__('Experiments')],
     ['dashboards', trans.__('Dashboards')]
   ];
   const refreshers = {
@@ -60,6 +69,11 @@ export function SidebarPanel(props: ISidebarPanelProps): JSX.Element {
       label: trans.__('Refresh the runs and jobs'),
       loading: jobs.model.loading,
       run: () => jobs.model.refresh()
+    },
+    experiments: {
+      label: trans.__('Refresh the experiments'),
+      loading: experiments.model.loading,
+      run: () => experiments.model.refresh()
     },
     dashboards: {
       label: trans.__('Refresh the dashboards'),
@@ -139,6 +153,9 @@ export function SidebarPanel(props: ISidebarPanelProps): JSX.Element {
           <CatalogPanel model={catalog} onOpen={onOpenDataset} trans={trans} />
         )}
         {tab === 'jobs' && <JobsPanel {...jobs} trans={trans} />}
+        {tab === 'experiments' && (
+          <ExperimentsPanel {...experiments} trans={trans} />
+        )}
         {tab === 'dashboards' && (
           <DashboardsPanel {...dashboards} trans={trans} />
         )}

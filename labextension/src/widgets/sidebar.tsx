@@ -4,6 +4,7 @@ import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
 import { IDashboardsPanelProps } from '../components/DashboardsPanel';
+import { IExperimentsPanelProps } from '../components/ExperimentsPanel';
 import { IJobsPanelProps } from '../components/JobsPanel';
 import { SidebarPanel, SidebarTab } from '../components/SidebarPanel';
 import { dataopsIcon } from '../icons';
@@ -16,7 +17,7 @@ export const SIDEBAR_ID = 'jupyter-dataops-sidebar';
 
 /**
  * The DataOps sidebar: a Lumino shell around the React panel with the tabs
- * "Status", "Catalog" and "Jobs". The status and the runs poll only while
+ * "Status", "Catalog", "Jobs" and "Experiments". The status and the runs poll only while
  * their tab is visible; the catalog is fetched when its tab is first shown.
  */
 export class DataOpsSidebar extends ReactWidget {
@@ -27,6 +28,7 @@ export class DataOpsSidebar extends ReactWidget {
     this._openDataset = options.openDataset;
     this._jobs = options.jobs;
     this._dashboards = options.dashboards;
+    this._experiments = options.experiments;
     this._trans = options.trans;
     this.id = SIDEBAR_ID;
     this.addClass('jp-DataOps-sidebar');
@@ -37,6 +39,7 @@ export class DataOpsSidebar extends ReactWidget {
     this._catalog.changed.connect(this._onModelChanged, this);
     this._jobs.model.changed.connect(this._onModelChanged, this);
     this._dashboards.model.changed.connect(this._onModelChanged, this);
+    this._experiments.model.changed.connect(this._onModelChanged, this);
   }
 
   /**
@@ -70,6 +73,7 @@ export class DataOpsSidebar extends ReactWidget {
     super.onAfterHide(msg);
     this._status.stopPolling();
     this._jobs.model.stopPolling();
+    this._experiments.model.stopPolling();
   }
 
   render(): JSX.Element {
@@ -84,6 +88,7 @@ export class DataOpsSidebar extends ReactWidget {
         onOpenDataset={this._openDataset}
         jobs={this._jobs}
         dashboards={this._dashboards}
+        experiments={this._experiments}
         trans={this._trans}
       />
     );
@@ -106,6 +111,11 @@ export class DataOpsSidebar extends ReactWidget {
     if (this._tab === 'dashboards' && !this._dashboards.model.loading) {
       void this._dashboards.model.refresh();
     }
+    if (this._tab === 'experiments') {
+      this._experiments.model.startPolling();
+    } else {
+      this._experiments.model.stopPolling();
+    }
     if (
       this._tab === 'catalog' &&
       this._catalog.datasets === null &&
@@ -124,6 +134,7 @@ export class DataOpsSidebar extends ReactWidget {
   private _openDataset: (name: string) => void;
   private _jobs: Omit<IJobsPanelProps, 'trans'>;
   private _dashboards: Omit<IDashboardsPanelProps, 'trans'>;
+  private _experiments: Omit<IExperimentsPanelProps, 'trans'>;
   private _trans: TranslationBundle;
   private _tab: SidebarTab = 'status';
 }
@@ -154,6 +165,11 @@ export namespace DataOpsSidebar {
      * The dashboards model and the actions of the Dashboards tab.
      */
     dashboards: Omit<IDashboardsPanelProps, 'trans'>;
+
+    /**
+     * The experiments model and the actions of the Experiments tab.
+     */
+    experiments: Omit<IExperimentsPanelProps, 'trans'>;
 
     trans: TranslationBundle;
   }
