@@ -205,7 +205,10 @@ class DataOpsApp(ExtensionApp):
     async def stop_extension(self) -> None:
         live = getattr(self, "live", None)
         if live is not None:
-            await live.stop()
+            try:
+                await live.stop()
+            except Exception:  # the rest (scheduler, executor, store) still stops
+                self.log.exception("DataOps: stopping the live views' kernels failed")
         observer = getattr(self, "_observer", None)
         if observer is not None:
             observer.cancel()

@@ -310,4 +310,10 @@ class LiveKernels(AsyncMappingKernelManager):  # type: ignore[misc]
             self._filling.cancel()
         for kernel_id in list(self._clients):
             self._drop_client(kernel_id)
-        await self.shutdown_all(now=True)
+        # One by one: a kernel that ends (or fails to start) meanwhile is gone already, and
+        # must not keep the others running.
+        for kernel_id in list(self.list_kernel_ids()):
+            try:
+                await self.shutdown_kernel(kernel_id, now=True)
+            except Exception as e:
+                self.log.debug("DataOps: live kernel %s at stop: %s", kernel_id, e)

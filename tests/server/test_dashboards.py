@@ -3,8 +3,10 @@ renders), its refresh, history and stale marking."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,13 +88,21 @@ def audit_actions(server: Any) -> list[tuple[str, str | None, str]]:
 async def published(api, server, slug: str, body: dict[str, Any]) -> dict[str, Any]:
     code, info = await api("POST", "dashboards", {"slug": slug, **body})
     assert code == 201, info
+    run = None
     if info["pending_run"]:
         run = await wait_for(api, info["pending_run"], timeout=120)
         assert run["status"] in ("succeeded", "failed"), run
-    platform(server).dashboards.drain(60)
-    code, info = await api("GET", f"dashboards/{slug}")
-    assert code == 200, info
-    return info
+    # The run's record is committed before its end-of-run hooks (MLflow's end, the render)
+    # run: wait until the dashboard has seen the run end.
+    deadline = time.monotonic() + 60
+    while True:
+        platform(server).dashboards.drain(60)
+        code, info = await api("GET", f"dashboards/{slug}")
+        assert code == 200, info
+        seen = (info["last_render"] or {}).get("run_id") or (info["stale"] or {}).get("run_id")
+        if run is None or seen == run["id"] or time.monotonic() > deadline:
+            return info
+        await asyncio.sleep(0.1)
 
 
 async def test_publish_a_notebook_then_view_it_rendered_once(server, api, jp_fetch):

@@ -228,7 +228,17 @@ print('REPORT ' + json.dumps({
 }))
 """
 # Set per run, or (pytest's) changed in the server between the warm runners' starts.
-PER_RUN = {"DATAOPS_RUN_ID", "JUPYTER_DATAOPS_TOKEN", "JPY_PARENT_PID", "PYTEST_CURRENT_TEST"}
+# What each run has of its own (its id, token, MLflow run and spool): not a difference.
+PER_RUN = {
+    "DATAOPS_RUN_ID",
+    "JUPYTER_DATAOPS_TOKEN",
+    "JPY_PARENT_PID",
+    "PYTEST_CURRENT_TEST",
+    "MLFLOW_RUN_ID",
+    "DATAOPS_MLFLOW_RUN_ID",
+    "MLFLOW_TRACKING_TOKEN",
+    "DATAOPS_SPOOL_DIR",
+}
 
 
 @asynccontextmanager

@@ -28,10 +28,15 @@ def root_only() -> None:
 @pytest.fixture(scope="session")
 def team_venv(root_only: None) -> Path:
     """The users' venv (built on /usr/bin/python3 with this checkout), kept between runs."""
+    import fcntl
+
     team = stack.Team(TEAM_TEST_DIR)
     TEAM_TEST_DIR.mkdir(exist_ok=True)
     os.chmod(TEAM_TEST_DIR, 0o755)
-    stack.make_venv(team)
+    with open(TEAM_TEST_DIR / ".lock", "w") as lock:  # test processes in parallel: one builds
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stack.make_venv(team)
+        stack.install_proxy(stack.Team(TEAM_TEST_DIR, node_dir=TEAM_TEST_DIR / "node"))
     return team.venv
 
 
