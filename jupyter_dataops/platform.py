@@ -106,6 +106,7 @@ class Platform:
             notifier=self.notifier,
         )
         self.jobs.on_run_end.append(self.dashboards.run_ended)
+        self.notifier.settle = self.jobs.settle
 
     def start_query(self, fn: Callable[[], T]) -> asyncio.Future[T]:
         """Start data-plane work in the query pool; await the result later."""

@@ -61,15 +61,27 @@ class FingerprintCache:
         if identity(path.stat()) != ident:  # written while hashed: hash what it is now
             return self.digest(path)
         self.hashed += 1
-        with self.store.session() as s:
-            row = s.get(t.FileFingerprint, key)
-            if row is None:
-                s.add(t.FileFingerprint(path=key, identity=ident, digest=digest))
-            else:
-                row.identity, row.digest, row.hashed_at = ident, digest, t.utcnow()
+        self._save(key, ident, digest)
         with self._lock:
             self._memory[key] = (ident, digest)
         return digest
+
+    def _save(self, key: str, ident: str, digest: str) -> None:
+        """One statement, whoever else (a request, a pull, another server) saves the same
+        file at the same moment: the last digest of a path wins, never a duplicate key."""
+        if self.store.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stmt = insert(t.FileFingerprint).values(
+            path=key, identity=ident, digest=digest, hashed_at=t.utcnow()
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.FileFingerprint.path],
+            set_={c: stmt.excluded[c] for c in ("identity", "digest", "hashed_at")},
+        )
+        with self.store.session() as s:
+            s.execute(stmt)
 
     def known(self, path: Path) -> bool:
         """Whether ``path``'s digest is cached for its current identity (no hashing needed)."""

@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from ..config import ColumnMeta, CsvSource, DatasetSpec, ParquetSource, Source
 from ..exceptions import (
@@ -218,23 +219,34 @@ class Catalog:
         )
 
     def _record_version(self, dataset_id: str, snap: Snapshot) -> t.DatasetVersion:
-        with self.store.session() as s:
-            existing = s.scalar(
+        def existing(s: Any) -> t.DatasetVersion | None:
+            return s.scalar(
                 select(t.DatasetVersion).where(
                     t.DatasetVersion.dataset_id == dataset_id,
                     t.DatasetVersion.fingerprint == snap.fingerprint,
                 )
             )
-            if existing is not None:
-                return existing
-            v = t.DatasetVersion(
-                dataset_id=dataset_id,
-                fingerprint=snap.fingerprint,
-                row_count=snap.row_count,
-                schema=snap.schema,
-            )
-            s.add(v)
-            return v
+
+        try:
+            with self.store.session() as s:
+                found = existing(s)
+                if found is not None:
+                    return found
+                v = t.DatasetVersion(
+                    dataset_id=dataset_id,
+                    fingerprint=snap.fingerprint,
+                    row_count=snap.row_count,
+                    schema=snap.schema,
+                )
+                s.add(v)
+                return v
+        except IntegrityError:
+            # Another reader (a request, a pull, another server) recorded it meanwhile.
+            with self.store.session() as s:
+                found = existing(s)
+            if found is None:
+                raise
+            return found
 
     def _current(self, row: t.Dataset, source: FileSource | SqlTableSource) -> t.DatasetVersion:
         """The version a read made now sees; observes and records it when new."""

@@ -317,3 +317,10 @@ class LiveKernels(AsyncMappingKernelManager):  # type: ignore[misc]
                 await self.shutdown_kernel(kernel_id, now=True)
             except Exception as e:
                 self.log.debug("DataOps: live kernel %s at stop: %s", kernel_id, e)
+        # The kernels' zmq context is this manager's own: end it here, on the loop, once
+        # nothing uses it. Left to the garbage collector, MultiKernelManager.__del__ ends it in
+        # whatever thread collects it, where zmq's term() can block for good on a socket that
+        # Voila's client still holds (and with it any lock that thread held).
+        if getattr(self, "_created_context", False):
+            self._created_context = False
+            self.context.destroy(linger=0)

@@ -739,7 +739,9 @@ class DashboardService:
             self._pending.discard(fut)
 
     def drain(self, timeout: float | None = None) -> None:
-        """Wait until the renders asked for so far are done."""
+        """Wait until the renders asked for so far are done, those of runs whose end is
+        being recorded now included."""
+        self.jobs.settle(timeout)
         with self._lock:
             pending = list(self._pending)
         for fut in pending:

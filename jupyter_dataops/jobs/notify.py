@@ -211,6 +211,8 @@ class Notifier:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dataops-notify")
         self._pending: set[Future[None]] = set()
         self._lock = threading.Lock()
+        # The job service's settle(): drain() waits for runs whose end is being recorded.
+        self.settle: Callable[[float | None], bool] | None = None
 
     # the job service's side --------------------------------------------------------------------
     def secret_for(self, job_id: str) -> str:
@@ -250,7 +252,10 @@ class Notifier:
             self._pending.discard(fut)
 
     def drain(self, timeout: float | None = None) -> None:
-        """Wait until every notification asked for so far is delivered (or has failed)."""
+        """Wait until every notification asked for so far is delivered (or has failed),
+        those of runs whose end is being recorded now (see ``settle``) included."""
+        if self.settle is not None:
+            self.settle(timeout)
         with self._lock:
             pending = list(self._pending)
         for fut in pending:

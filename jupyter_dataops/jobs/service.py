@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -144,6 +145,8 @@ class JobService:
         self.notifier = notifier  # told about every run that ends for good
         # And these, with the run's id (dashboards re-render on a new good run).
         self.on_run_end: list[Callable[[str], None]] = []
+        self._ending = threading.Condition()  # runs between their end's commit and its hooks
+        self._ends_under_way = 0
         self.default_executor = default_executor  # of runs without a job definition
         self.root = root
         self.tokens = tokens
@@ -828,8 +831,33 @@ class JobService:
         (queued for ``retry_host``, by default the dispatcher the run was queued for).
 
         A run that ends for good (no retry follows; not cancelled) is then handed to the
-        notifier, once its final state is committed.
+        notifier and the end hooks, once its final state is committed (:meth:`settle` waits
+        for that).
         """
+        with self._ending:
+            self._ends_under_way += 1
+        try:
+            return self._finish(run_id, status, error, outputs, retry_host=retry_host)
+        finally:
+            with self._ending:
+                self._ends_under_way -= 1
+                self._ending.notify_all()
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until every run whose end is recorded has had its end handled too (MLflow's
+        run ended, the notifier and the dashboards told); False when ``timeout`` passed."""
+        with self._ending:
+            return self._ending.wait_for(lambda: self._ends_under_way == 0, timeout)
+
+    def _finish(
+        self,
+        run_id: str,
+        status: str,
+        error: dict[str, Any] | None,
+        outputs: dict[str, str] | None,
+        *,
+        retry_host: str | None,
+    ) -> str | None:
         assert status in TERMINAL
         with self.store.session() as s:
             r = self._run(s, run_id)

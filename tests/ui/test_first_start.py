@@ -244,7 +244,10 @@ def _expect_landed_on_the_catalog(page: Page) -> None:
         "aria-selected", "true"
     )
     names = sidebar.locator('[data-test="dataops-dataset-item"] [data-test="dataops-dataset-name"]')
-    expect(names.filter(has_text="flights")).to_have_count(1, timeout=30_000)
+    try:
+        expect(names.filter(has_text="flights")).to_have_count(1, timeout=30_000)
+    except AssertionError as e:  # what the user saw instead (an error, a spinner)
+        raise AssertionError(f"{e}\nthe sidebar showed:\n{sidebar.inner_text()}") from None
     expect(page.locator("#filebrowser")).to_be_hidden()
     assert _landed(page)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from jupyter_dataops.models import ReadRequest
@@ -70,3 +72,28 @@ def test_a_file_is_hashed_once_per_identity_and_observed_in_the_background(tmp_p
     assert again.catalog.digests.hashed == 0
     (tmp_path / "data" / "prices.csv").write_text("item,price\napple,11\npear,20\n")
     assert p.catalog.observe() == 1 and len(_versions(p)) == 2
+
+
+def test_readers_who_see_a_new_file_at_the_same_moment_all_get_its_one_version(tmp_path, store_url):
+    # The first start of `make lab`: the catalog's list, the status and a kernel's pull all
+    # observe the new demo files at once; each must get the version, none a 500.
+    (tmp_path / "dataops.yaml").write_text(POLICY)
+    (tmp_path / "data").mkdir()
+    rows = "".join(f"item{i},{i}\n" for i in range(200_000))  # hashing takes a while
+    (tmp_path / "data" / "prices.csv").write_text("item,price\n" + rows)
+    p = Platform(DataOps(db_url=store_url), tmp_path)
+    ada = p.principal("ada")
+    readers = 6
+    barrier = threading.Barrier(readers)
+
+    def first_look(i: int) -> str | None:
+        barrier.wait()
+        if i % 2:
+            return p.catalog.plan(ada, "prices", ReadRequest(), "read").version
+        assert [d.name for d in p.catalog.list(ada)] == ["prices"]
+        return None
+
+    with ThreadPoolExecutor(readers) as pool:
+        seen = {v for v in pool.map(first_look, range(readers)) if v is not None}
+    assert len(seen) == 1, seen
+    assert _versions(p) == list(seen)  # one version, recorded once
