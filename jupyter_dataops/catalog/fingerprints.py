@@ -14,6 +14,7 @@ import hashlib
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -69,10 +70,9 @@ class FingerprintCache:
     def _save(self, key: str, ident: str, digest: str) -> None:
         """One statement, whoever else (a request, a pull, another server) saves the same
         file at the same moment: the last digest of a path wins, never a duplicate key."""
-        if self.store.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert: Any = postgresql.insert if self.store.dialect == "postgresql" else sqlite.insert
         stmt = insert(t.FileFingerprint).values(
             path=key, identity=ident, digest=digest, hashed_at=t.utcnow()
         )
