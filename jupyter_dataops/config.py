@@ -437,8 +437,21 @@ class ConfigLoader:
                 self._reload(stamp)
             return self._config
 
+    def snapshot(self) -> tuple[WorkspaceConfig, int]:
+        """The config in force and its generation, read together."""
+        self.get()
+        with self._lock:
+            return self._config, self.generation
+
     def _reload(self, stamp: _Stamp | None) -> None:
-        self._stamp = stamp
+        # The new stamp is set last: until then, other readers wait on the lock for the new
+        # config instead of taking the old one (at start, the empty one) for the file's.
+        try:
+            self._read(stamp)
+        finally:
+            self._stamp = stamp
+
+    def _read(self, stamp: _Stamp | None) -> None:
         if stamp is None:
             # No file: an empty workspace (deny by default); not an error.
             self._config, self._loaded, self._problems = WorkspaceConfig(), False, []

@@ -152,8 +152,7 @@ class Catalog:
     # dataops.yaml -> store -------------------------------------------------------------------
     def sync(self) -> None:
         """Mirror the datasets of dataops.yaml into the store when the file changed."""
-        cfg = self.config.get()
-        gen = self.config.generation
+        cfg, gen = self.config.snapshot()
         if gen == self._synced_generation:
             return
         with self._sync_lock:

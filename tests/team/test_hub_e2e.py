@@ -8,7 +8,9 @@ The stack is jupyter_dataops/team/stack.py and jupyter_dataops/team/jupyterhub_c
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 import secrets
 import subprocess
 import time
@@ -52,8 +54,8 @@ class Hub:
         self.team, self.running = team, running
         self.url = team.url
         self.driver = team.driver_token
-        self.names = {role: name for role, name in zip(("alice", "erin", "bob", "carol"),
-                                                       team.users, strict=True)}  # fmt: skip
+        roles = ("alice", "erin", "bob", "carol", "dave")
+        self.names = {role: name for role, name in zip(roles, team.users, strict=True)}
         self._tokens: dict[tuple[str, str], str] = {}
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
@@ -133,6 +135,24 @@ class Hub:
         code, body = self.server(role, "PUT", f"api/contents/{path}", model)
         assert code in (200, 201), body
 
+    def browser(self, role: str) -> Any:
+        """A browser's session of the user, logged in to the Hub with the login form (and
+        not sent on to their server, which the Hub would start)."""
+        import requests
+
+        s = requests.Session()
+        form = s.get(f"{self.url}/hub/login", timeout=30)
+        found = re.search(r'name="_xsrf" value="([^"]+)"', form.text)
+        xsrf = found.group(1) if found else s.cookies.get("_xsrf", "")
+        r = s.post(
+            f"{self.url}/hub/login?next=/hub/home",
+            data={"username": self.names[role], "password": self.team.password, "_xsrf": xsrf},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert r.status_code == 302 and r.headers["Location"].endswith("/hub/home"), r.text
+        return s
+
     def wait_run(self, role: str, run_id: str, timeout: float = 120) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -181,7 +201,7 @@ async def _execute(url: str, token: str, code: str) -> str:
 def hub(team_venv: Path, pg_admin_url: str) -> Iterator[Hub]:
     tag = secrets.token_hex(2)
     users = {f"dt{tag}-alice": "analysts", f"dt{tag}-erin": "analysts",
-             f"dt{tag}-bob": "ops", f"dt{tag}-carol": ""}  # fmt: skip
+             f"dt{tag}-bob": "ops", f"dt{tag}-carol": "", f"dt{tag}-dave": ""}  # fmt: skip
     db = postgres.create_database(pg_admin_url)
     team = stack.Team(
         TEAM_TEST_DIR / f"run-{tag}", port=free_port_block(), users=users,
@@ -422,6 +442,47 @@ def test_the_service_answers_hub_and_run_tokens_as_the_matrix_says(hub: Hub) -> 
     hub.service("alice", "POST", f"runs/{run['id']}/cancel")
     wrong = {k: v for k, v in got.items() if v[0] != v[1]}
     assert not wrong, wrong
+
+
+def test_a_hub_user_without_a_server_opens_the_dashboard_shared_with_them(hub: Hub) -> None:
+    """Stakeholders need a Hub login and the dashboard, not a Jupyter server or a grant: dave
+    (no group, no server) opens alice's dashboard through the Hub's OAuth; bob, who is not
+    its viewer, gets a 403 that does not even say its title."""
+    dave, slug = hub.names["dave"], "for-dave"
+    source = (
+        "import jupyter_dataops as dops\nprint('ORIGINS', sorted(set(dops.pull('flights').origin)))"
+    )
+    report = {"name": "for-dave", "notebook_path": "for-dave.ipynb", "notebook": _nb(source)}
+    assert hub.service("alice", "POST", "jobs", report)[0] == 201
+    code, run = hub.service("alice", "POST", "runs", {"job": "for-dave"})
+    assert code == 201, run
+    assert hub.wait_run("alice", run["id"])["status"] == "succeeded"
+    publish = {"slug": slug, "job": "for-dave", "title": "Carrier report for the board",
+               "viewers": {"users": [dave]}}  # fmt: skip
+    code, board = hub.service("alice", "POST", "dashboards", publish)
+    assert code == 201, board
+    deadline = time.monotonic() + 60
+    while not (board.get("last_render") or {}).get("run_id"):
+        assert time.monotonic() < deadline, board
+        time.sleep(0.5)
+        board = hub.service("alice", "GET", f"dashboards/{slug}")[1]
+
+    page_url = f"{hub.url}/services/dataops/dataops/dashboards/{slug}"
+    browser = hub.browser("dave")
+    page = browser.get(page_url, timeout=60)  # the service's login: the Hub's OAuth, no consent
+    assert page.status_code == 200, page.text[-2000:]
+    assert page.url == page_url
+    # What alice may see (her grant: JFK and LGA), not what dave may (nothing).
+    assert "ORIGINS ['JFK', 'LGA']" in html.unescape(page.text)
+    assert "Carrier report for the board" in page.text
+    index = browser.get(f"{hub.url}/services/dataops/dataops/dashboards/", timeout=60)
+    assert index.status_code == 200 and slug in index.text
+    code, user = hub.api("GET", f"users/{dave}")
+    assert code == 200 and not user.get("servers"), user  # nothing was started for him
+
+    other = hub.browser("bob").get(page_url, timeout=60)
+    assert other.status_code == 403
+    assert "Carrier report" not in other.text
 
 
 def _nb(*code: str) -> dict[str, Any]:

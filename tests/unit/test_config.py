@@ -71,3 +71,32 @@ def test_loader_reloads_and_keeps_last_good(tmp_path):
 
     path.unlink()
     assert loader.get().groups == {}  # no file: nothing granted
+
+
+def test_a_reader_during_the_first_load_gets_the_files_config_not_an_empty_one(
+    tmp_path, monkeypatch
+):
+    # A server's first requests arrive together: one reads the file, the others must wait for
+    # it, or the catalog mirrors an empty workspace and retires every dataset meanwhile.
+    import threading
+
+    from jupyter_dataops import config as config_module
+
+    path = tmp_path / "dataops.yaml"
+    path.write_text("groups:\n  a:\n    members: [ada]\n")
+    parsing = threading.Event()
+    real = config_module.parse_config
+
+    def slow_parse(text: str, source: str):  # a large file's parse, made slow to be seen
+        parsing.set()
+        time.sleep(0.3)
+        return real(text, source)
+
+    monkeypatch.setattr(config_module, "parse_config", slow_parse)
+    loader = ConfigLoader(path)
+    first = threading.Thread(target=loader.get)
+    first.start()
+    assert parsing.wait(5)
+    assert loader.get().groups_of("ada") == ["a"]  # the second reader, while the first parses
+    first.join()
+    assert loader.generation == 1
