@@ -16,6 +16,8 @@ BUILD_DEPS := "hatchling>=1.5" "hatch-jupyter-builder>=0.5" "hatch-nodejs-versio
               "setuptools>=61" "wheel>=0.40"
 SOURCES    := pyproject.toml labextension/package.json labextension/yarn.lock
 LAB_ARGS   ?=
+# Test files run in this many processes (pytest-xdist; a file's tests stay in one process).
+TEST_JOBS  ?= 2
 
 .PHONY: lab test lint fmt ui-deps bench openapi clean team
 
@@ -54,7 +56,7 @@ lint: $(VENV)/.test
 	$(BIN)/mypy
 
 test: $(VENV)/.test lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 fmt: $(VENV)/.test
 	$(BIN)/ruff check --fix jupyter_dataops tests bench
