@@ -28,7 +28,11 @@ PORT = int(os.environ.get("DATAOPS_TEAM_PORT", "18000"))
 HOST = "127.0.0.1"
 SERVICE_PORT = PORT + 90
 PUBLIC = f"http://{HOST}:{PORT}"
-SERVICE_URL = f"{PUBLIC}/services/dataops/"  # what servers and kernels call, via the proxy
+# What users' servers and kernels call: the service's own address, as they call the Hub's API
+# at its own (JUPYTERHUB_API_URL), not through the proxy, which costs a tenth of a pull's
+# throughput (bench/team.py). Browsers reach the service through the proxy, at
+# {PUBLIC}/services/dataops/.
+SERVICE_URL = f"http://{HOST}:{SERVICE_PORT}/services/dataops/"
 
 # Network: loopback only.
 c.JupyterHub.ip, c.JupyterHub.port = HOST, PORT
