@@ -209,9 +209,15 @@ def test_a_sandboxed_job_logs_to_its_mlflow_run(service):
     code, exps = service.call(service.token, "GET", "experiments")
     assert code == 200, exps
     exp = next(e for e in exps["experiments"] if e["name"].startswith("tracked"))
-    code, found = service.call(service.token, "GET", f"experiments/{exp['id']}/runs")
-    mine = [r for r in found["runs"] if r["run_id"] == run["id"]]
-    assert len(mine) == 1, found
+    # The MLflow run ends just after the run's record (its end is not delayed by MLflow's).
+    deadline = time.monotonic() + 30
+    while True:
+        code, found = service.call(service.token, "GET", f"experiments/{exp['id']}/runs")
+        mine = [r for r in found["runs"] if r["run_id"] == run["id"]]
+        assert len(mine) == 1, found
+        if mine[0]["status"] != "RUNNING" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert mine[0]["status"] == "FINISHED"
     assert mine[0]["metrics"]["plain"] == 2.5 and mine[0]["metrics"]["loss"] == 1 / 50
     mid = mine[0]["mlflow_run_id"]
