@@ -39,6 +39,7 @@ KILL_GRACE_S = 3.0
 # kernel 5 s before killing it) and exits; past this, what is left is killed.
 EXIT_GRACE_S = 10.0
 START_ATTEMPTS = 3  # runners tried for one run before it fails for want of a kernel
+TRACKING_START_DELAY_S = 0.5  # a run's MLflow parameters, this long after its start
 FORK_SERVER_RESTARTS = 3
 
 
@@ -418,6 +419,13 @@ class LocalExecutor:
         while len(self._pool) > max(2 * self.warm, 2):
             self._track(self._pool.pop(0).kill())
 
+    async def _tracking_started(self, run_id: str) -> None:
+        """The MLflow parameters and lineage START of a run that has started, a moment later:
+        a short run never pays for them beside its kernel (its end records them at once)."""
+        await asyncio.sleep(TRACKING_START_DELAY_S)
+        if run_id in self._active or run_id in self._remote:
+            await self.run_blocking(self.service.tracking_started, run_id)
+
     def _track(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -521,7 +529,7 @@ class LocalExecutor:
                 async def progress(data: dict[str, Any]) -> None:
                     await self.run_blocking(self.service.progress, spec.run_id, data)
 
-                self._track(self.run_blocking(self.service.tracking_started, spec.run_id))
+                self._track(self._tracking_started(spec.run_id))
                 status, error, outputs = await self._dask_backend().run(spec, progress)
             else:
                 os_user = self.sandbox.user_for(spec.owner) if self.sandbox else None
@@ -537,7 +545,7 @@ class LocalExecutor:
                     job = {**job, "ship": True, "input_b64": base64.b64encode(data).decode()}
                 await runner.send(job)
                 # Its MLflow parameters are recorded while the kernel works, not before.
-                self._track(self.run_blocking(self.service.tracking_started, spec.run_id))
+                self._track(self._tracking_started(spec.run_id))
                 status, error, outputs, ended = await asyncio.wait_for(
                     self._follow(spec.run_id, runner), spec.timeout_s
                 )
