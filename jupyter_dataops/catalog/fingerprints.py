@@ -14,11 +14,10 @@ import hashlib
 import os
 import threading
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 
-from ..store import Store
+from ..store import Store, conflict_insert
 from ..store import tables as t
 
 CHUNK = 1 << 20
@@ -70,10 +69,7 @@ class FingerprintCache:
     def _save(self, key: str, ident: str, digest: str) -> None:
         """One statement, whoever else (a request, a pull, another server) saves the same
         file at the same moment: the last digest of a path wins, never a duplicate key."""
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        insert: Any = postgresql.insert if self.store.dialect == "postgresql" else sqlite.insert
-        stmt = insert(t.FileFingerprint).values(
+        stmt = conflict_insert(self.store.dialect)(t.FileFingerprint).values(
             path=key, identity=ident, digest=digest, hashed_at=t.utcnow()
         )
         stmt = stmt.on_conflict_do_update(

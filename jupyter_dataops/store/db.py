@@ -38,6 +38,17 @@ def parse_url(url: str) -> URL:
     return u
 
 
+def conflict_insert(dialect: str) -> Any:
+    """The ``insert`` of SQLite or PostgreSQL, whose statements take ``ON CONFLICT`` clauses
+    (``on_conflict_do_nothing``, ``on_conflict_do_update``); NotImplementedError for others."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    inserts: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+    if dialect not in inserts:
+        raise NotImplementedError(dialect)
+    return inserts[dialect]
+
+
 def redact_url(url: str | URL) -> str:
     """The URL with its password replaced by ``***``."""
     u = url if isinstance(url, URL) else make_url(url)

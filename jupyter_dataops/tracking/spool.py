@@ -94,13 +94,10 @@ def bulk_insert_metrics(store: Any, run_id: str, metrics: list[Any]) -> None:
     """
     from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
     from mlflow.utils.validation import _validate_metric
-    from sqlalchemy.dialects import postgresql, sqlite
 
-    dialect = store.engine.dialect.name
-    dialects: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-    if dialect not in dialects:
-        raise NotImplementedError(dialect)
-    insert = dialects[dialect]
+    from ..store import conflict_insert
+
+    insert = conflict_insert(store.engine.dialect.name)
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for i, m in enumerate(metrics):
         _validate_metric(m.key, m.value, m.timestamp, m.step, path=f"metrics[{i}]")

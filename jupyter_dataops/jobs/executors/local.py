@@ -194,6 +194,8 @@ class ForkedRunner(Runner):
                 if self.writer is not None:
                     self.writer.close()
                 return True
+            except PermissionError:
+                pass  # alive, and another OS user's (a sandboxed runner)
             await asyncio.sleep(0.02)
         return False
 
@@ -220,21 +222,6 @@ class SandboxedRunner(ForkedRunner):
         self.sandbox = await self._forks_for(self.os_user)
         self.pid, sock = await asyncio.to_thread(self.sandbox.spawn, self.kernel_name)
         self.reader, self.writer = await asyncio.open_unix_connection(sock=sock)
-
-    async def _wait(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.kill(self.pid or 0, 0)
-            except ProcessLookupError:
-                self._gone = True
-                if self.writer is not None:
-                    self.writer.close()
-                return True
-            except PermissionError:
-                pass  # alive, and another user's
-            await asyncio.sleep(0.02)
-        return False
 
     async def kill(self) -> None:
         box = self.sandbox
